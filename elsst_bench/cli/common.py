@@ -1,0 +1,41 @@
+"""Helpers shared by command modules: list options and table printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def split_list(values: list[str] | None) -> list[str] | None:
+    """``["en,de", "fr"]`` -> ``["en", "de", "fr"]``; ``None``/empty -> ``None`` (meaning: all)."""
+    if not values:
+        return None
+    out = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return out or None
+
+
+def print_table(headers: list[str], rows: list[list], file=sys.stdout) -> None:
+    """A plain aligned text table (numbers right-aligned)."""
+    cells = [[str(h) for h in headers]] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
+
+    def line(row):
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)).rstrip()
+
+    print(line(cells[0]), file=file)
+    print("  ".join("-" * w for w in widths), file=file)
+    for row in cells[1:]:
+        print(line(row), file=file)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True))

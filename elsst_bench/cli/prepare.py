@@ -1,0 +1,58 @@
+"""``elsst-bench prepare``: SKOS release -> prepared multilingual retrieval tasks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from .common import print_json, print_table, split_list
+
+
+@app.command()
+def prepare(
+    source: Optional[str] = typer.Option(None, help="SKOS file (RDF/XML, Turtle, N-Triples; .gz ok) or URL. "
+                                         "Default: the ELSST release 5 shipped in data/."),
+    out: Optional[Path] = typer.Option(None, help="Dataset directory. Default: data/prepared/<dataset_id>."),
+    languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Comma-separated codes or 'all'."),
+    tasks: Optional[list[str]] = typer.Option(None, "--tasks", "-t", help="broader,synonym,crosslingual,definition"),
+    seed: int = typer.Option(0, help="Salt of the concept-level split hash."),
+    pivot: str = typer.Option("en", help="Pool language of the crosslingual task."),
+    keep_case: bool = typer.Option(False, "--keep-case", help="Do not lower-case labels and definitions."),
+    documents: str = typer.Option("label", help="Document text: 'label' or 'label+definition'."),
+    rdf_format: Optional[str] = typer.Option(None, "--format", help="Force rdfxml|turtle|ntriples."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON instead of a table."),
+) -> None:
+    """Parse an ELSST (or any SKOS) release into the ELSST-Bench v1 tasks, BEIR layout."""
+    from .. import paths, tasks as task_mod
+
+    start = time.perf_counter()
+    out_dir, manifest = task_mod.prepare(
+        source if source is not None else paths.default_source(),
+        out=out,
+        languages=split_list(languages),
+        tasks=split_list(tasks),
+        seed=seed,
+        pivot=pivot,
+        lowercase=not keep_case,
+        documents=documents,
+        fmt=rdf_format,
+    )
+    elapsed = time.perf_counter() - start
+    if as_json:
+        print_json({"path": str(out_dir), "seconds": round(elapsed, 3), **manifest})
+        return
+    counts = manifest["counts"]
+    print(f"{manifest['dataset_id']}: {counts['live_concepts']:,} live concepts "
+          f"({counts['concepts']:,} in the file, {counts['deprecated_concepts']} deprecated), "
+          f"{len(manifest['languages'])} languages, {counts['broader_links']:,} broader links "
+          f"({counts['polyhierarchy_concepts']} concepts with 2+ parents), cycles: {len(counts['cycles'])}")
+    rows = []
+    for task, per_lang in manifest["queries"].items():
+        totals = {s: sum(v[s] for v in per_lang.values()) for s in task_mod.SPLITS}
+        rows.append([task, len(per_lang), totals["train"], totals["dev"], totals["test"], sum(totals.values())])
+    print_table(["task", "languages", "train", "dev", "test", "queries"], rows)
+    print(f"fingerprint {manifest['fingerprint'][:16]}  written to {out_dir}  in {elapsed:.2f} s")

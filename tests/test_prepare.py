@@ -1,0 +1,225 @@
+"""`elsst-bench prepare`: BEIR files, splits, qrels, fingerprints, determinism and bad input."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pyoxigraph as ox
+import pytest
+
+from elsst_bench import skos
+from elsst_bench.tasks import SPLITS, fingerprint, open_prepared, prepare, split_of
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        assert next(reader) == ["query-id", "corpus-id", "score"]
+        for qid, doc, grade in reader:
+            out[qid][doc] = int(grade)
+    return out
+
+
+def all_files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+# ----- layout and contents ----------------------------------------------------------------------------
+def test_layout_is_beir_and_manifest_counts_match(prepared_full):
+    path, manifest = prepared_full
+    assert manifest["dataset_id"] == "elsst-r5"
+    assert manifest["counts"]["live_concepts"] == 3_401
+    assert manifest["counts"]["pref_labels_live"] == 50_908
+    assert manifest["counts"]["alt_labels_live"] == 36_338
+    assert manifest["counts"]["broader_links"] == 3_361
+    assert len(manifest["languages"]) == 15
+    for task, per_lang in manifest["queries"].items():
+        for lang, counts in per_lang.items():
+            base = path / task / lang
+            queries = [json.loads(line) for line in open(base / "queries.jsonl", encoding="utf-8")]
+            corpus = [json.loads(line) for line in open(base / "corpus.jsonl", encoding="utf-8")]
+            assert all(set(q) == {"_id", "text", "concept"} for q in queries)
+            assert all(set(d) == {"_id", "text"} for d in corpus)
+            ids = {q["_id"] for q in queries}
+            for split in SPLITS:
+                qrels = read_qrels(base / "qrels" / f"{split}.tsv")
+                assert len(qrels) == counts[split]
+                assert set(qrels) <= ids
+    # the recorded file hashes and the fingerprint are those of the files on disk
+    files = {k: v for k, v in all_files(path).items() if k != "manifest.json"}
+    assert manifest["files"] == {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
+    assert manifest["fingerprint"] == fingerprint(files)
+
+
+def test_no_concept_in_two_splits_and_training_pairs_only_from_train_concepts(prepared_full):
+    path, manifest = prepared_full
+    split_of_concept: dict[str, str] = {}
+    for task, per_lang in manifest["queries"].items():
+        for lang in per_lang:
+            base = path / task / lang
+            concept_of = {}
+            for line in open(base / "queries.jsonl", encoding="utf-8"):
+                row = json.loads(line)
+                concept_of[row["_id"]] = row["concept"]
+            for split in SPLITS:
+                for qid in read_qrels(base / "qrels" / f"{split}.tsv"):
+                    cid = concept_of[qid]
+                    assert split_of_concept.setdefault(cid, split) == split, (task, lang, cid)
+                    assert split_of(cid) == split
+    counts = defaultdict(int)
+    for split in split_of_concept.values():
+        counts[split] += 1
+    total = sum(counts.values())
+    assert 0.66 < counts["train"] / total < 0.74 and 0.07 < counts["dev"] / total < 0.13
+
+
+def test_broader_qrels_are_graded_ancestors_without_the_query_concept(prepared_full, release_path):
+    path, _ = prepared_full
+    thesaurus = skos.load(release_path)[0]
+    for lang in ("en", "de", "ro"):
+        base = path / "broader" / lang
+        concept_of = {json.loads(l)["_id"]: json.loads(l)["concept"] for l in open(base / "queries.jsonl")}
+        corpus = {json.loads(l)["_id"] for l in open(base / "corpus.jsonl")}
+        for split in SPLITS:
+            for qid, rel in read_qrels(base / "qrels" / f"{split}.tsv").items():
+                cid = concept_of[qid]
+                assert cid not in rel
+                # independent recomputation: walk broader links level by level
+                expected, frontier, hop = {}, {cid}, 0
+                while frontier:
+                    hop += 1
+                    frontier = {p for c in frontier for p in thesaurus.parents(c)} - set(expected) - {cid}
+                    for p in frontier:
+                        expected[p] = 3 if hop == 1 else 2 if hop == 2 else 1
+                assert rel == {k: v for k, v in expected.items() if k in corpus}
+
+
+def test_synonym_crosslingual_definition_relevance(prepared_full, release_path):
+    path, manifest = prepared_full
+    thesaurus = skos.load(release_path)[0]
+    data = open_prepared(path).load("synonym", "en")
+    for qid, text in data.queries.items():
+        cid = data.query_concept[qid]
+        assert text in {" ".join(a.split()).lower() for a in thesaurus[cid].alt["en"]}  # whitespace normalised
+        split = split_of(cid)
+        rel = data.qrels[split][qid]
+        assert rel[cid] == 3
+        assert {k for k, g in rel.items() if g == 1} == set(thesaurus.parents(cid)) | set(thesaurus.children(cid))
+    cross = open_prepared(path).load("crosslingual", "de")
+    assert cross.corpus == open_prepared(path).load("broader", "en").corpus  # the English pool
+    assert "crosslingual" in manifest["queries"] and "en" not in manifest["queries"]["crosslingual"]
+    definition = open_prepared(path).load("definition", "en")
+    assert len(definition.queries) == 844  # en definitions in the release (all on live concepts)
+    assert all(list(definition.qrels[split_of(c)][q].items()) == [(c, 3)] for q, c in definition.query_concept.items())
+
+
+# ----- determinism and serialisation independence -----------------------------------------------------
+def test_two_runs_give_byte_identical_files(tmp_path, prepared_full):
+    path, _ = prepared_full
+    again, _ = prepare(Path(__file__).resolve().parent.parent / "data" / "ELSST_R5.rdf.gz", out=tmp_path / "again")
+    assert all_files(again) == all_files(path)
+
+
+def test_rdfxml_turtle_and_ntriples_give_the_same_fingerprint(tmp_path, release_path, prepared_full):
+    _, manifest = prepared_full
+    triples = list(ox.parse(gzip.decompress(release_path.read_bytes()), format=ox.RdfFormat.RDF_XML))
+    fingerprints = {}
+    for name, fmt in (("elsst.ttl", ox.RdfFormat.TURTLE), ("elsst.nt.gz", ox.RdfFormat.N_TRIPLES)):
+        data = ox.serialize(triples, format=fmt)
+        target = tmp_path / name
+        target.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        _, other = prepare(target, out=tmp_path / f"out-{name}")
+        assert other["source"]["format"] == {"elsst.ttl": "turtle", "elsst.nt.gz": "ntriples"}[name]
+        fingerprints[name] = other["fingerprint"]
+    assert set(fingerprints.values()) == {manifest["fingerprint"]}
+
+
+def test_a_different_seed_changes_splits_and_fingerprint(tmp_path, release_path, prepared_full):
+    _, manifest = prepared_full
+    _, other = prepare(release_path, out=tmp_path / "s1", seed=1, languages=["en"], tasks=["broader"])
+    assert other["fingerprint"] != manifest["fingerprint"]
+    assert split_of("000e1113-ffda-4088-8278-020b6dc71e20", 0) == split_of("000e1113-ffda-4088-8278-020b6dc71e20")
+
+
+def test_mini_thesaurus_tasks(tmp_path, mini_path):
+    out, manifest = prepare(mini_path, out=tmp_path / "mini", languages=["en", "de"])
+    data = open_prepared(out).load("broader", "en")
+    rel = {data.query_concept[q]: r for split in SPLITS for q, r in data.qrels[split].items()}
+    assert rel["F"] == {"D": 3, "C": 2, "A": 1}
+    assert rel["E"] == {"B": 3, "C": 3, "A": 2}
+    assert rel["G"] == {"A": 3}
+    assert "X" not in data.corpus and "A" not in rel  # deprecated out of the pool; roots ask nothing
+    assert data.corpus["C"] == "social groups"
+    syn = open_prepared(out).load("synonym", "en")
+    assert sorted(syn.queries.values()) == ["groups", "homes"]  # "Social Groups" equals the label once lower-cased
+    assert manifest["counts"]["cycles"] == [["P", "Q"]]
+    assert manifest["dataset_id"].startswith("skos-")
+
+
+# ----- the CLI as a user runs it -------------------------------------------------------------------------
+def test_cli_prepare_prints_a_summary_and_json(cli, tmp_path):
+    result = cli("prepare", "--out", str(tmp_path / "d"), "--languages", "en,de", "--tasks", "broader,synonym")
+    assert result.returncode == 0, result.stderr
+    assert "3,401 live concepts" in result.stdout and "broader" in result.stdout
+    result = cli("prepare", "--out", str(tmp_path / "d"), "-l", "en", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["languages"] == ["en"] and set(info["queries"]) == {"broader", "synonym", "definition"}
+
+
+def _assert_clean_failure(result, *needles):
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def existing_output(tmp_path, mini_path):
+    out, _ = prepare(mini_path, out=tmp_path / "keep", languages=["en"])
+    return out, all_files(out)
+
+
+@pytest.mark.parametrize("case", ["truncated", "truncated-gzip", "no-concepts", "missing", "language", "url", "task"])
+def test_bad_input_exits_2_with_one_line_and_keeps_existing_output(cli, tmp_path, release_path, existing_output, case):
+    out, before = existing_output
+    source = tmp_path / "source.rdf"
+    args, needles = [], []
+    if case == "truncated":
+        xml = gzip.decompress(release_path.read_bytes())
+        source.write_bytes(xml[: len(xml) // 2])
+        needles = ["malformed"]
+    elif case == "truncated-gzip":
+        source = tmp_path / "source.rdf.gz"
+        source.write_bytes(release_path.read_bytes()[:100_000])
+        needles = ["truncated or corrupt"]
+    elif case == "no-concepts":
+        source = tmp_path / "source.ttl"
+        source.write_text("<http://example.org/a> <http://example.org/b> 'c' .\n")
+        needles = ["no skos:Concept"]
+    elif case == "missing":
+        source = tmp_path / "does-not-exist.rdf"
+        needles = ["does not exist"]
+    elif case == "language":
+        source = release_path
+        args = ["--languages", "en,xx"]
+        needles = ["'xx'", "available: cs, de, el, en"]
+    elif case == "url":
+        source = "http://127.0.0.1:9/ELSST_R5.rdf"  # nothing listens there: what a user offline sees
+        needles = ["cannot download"]
+    elif case == "task":
+        source = release_path
+        args = ["--tasks", "hypernym"]
+        needles = ["'hypernym'", "broader, synonym, crosslingual, definition"]
+    result = cli("prepare", "--source", str(source), "--out", str(out), *args)
+    _assert_clean_failure(result, *needles)
+    assert all_files(out) == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary directory left behind
