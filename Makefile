@@ -14,8 +14,13 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The main job on the offline default: prepare ELSST R5, train OrthoGeoLoRA on English, evaluate on test,
+# then the zero-shot model on the same queries and a paired significance test between the two.
 quickstart: $(BIN)/.installed
 	$(BIN)/elsst-bench prepare
+	$(BIN)/elsst-bench train --adapter orthogeolora --languages en --run-id quickstart-orthogeolora --overwrite
+	$(BIN)/elsst-bench evaluate --model all-MiniLM-L6-v2 --languages en
+	$(BIN)/elsst-bench compare runs/zeroshot-all-minilm-l6-v2 runs/quickstart-orthogeolora
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -48,3 +48,56 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def write_subset(release: Path, target: Path, min_concepts: int = 300) -> Path:
+    """A smaller real SKOS file: whole subtrees of ELSST top concepts (by id) until ``min_concepts``.
+
+    Links to concepts outside the subset are dropped, so the file is a consistent thesaurus of its own.
+    Used to keep training and export tests fast while exercising the real parsing and task code.
+    """
+    import gzip
+
+    import pyoxigraph as ox
+
+    skos_ns = "http://www.w3.org/2004/02/skos/core#"
+    quads = list(ox.parse(gzip.decompress(release.read_bytes()), format=ox.RdfFormat.RDF_XML))
+    narrower: dict[str, set[str]] = {}
+    concepts, tops = set(), []
+    for q in quads:
+        s, p, o = q.subject.value, q.predicate.value, q.object.value
+        if p == skos_ns + "broader":
+            narrower.setdefault(o, set()).add(s)
+        elif p == skos_ns + "narrower":
+            narrower.setdefault(s, set()).add(o)
+        elif p == skos_ns + "topConceptOf":
+            tops.append(s)
+        elif p.endswith("#type") and o == skos_ns + "Concept":
+            concepts.add(s)
+    keep: set[str] = set()
+    for top in sorted(tops):
+        stack = [top]
+        while stack:
+            node = stack.pop()
+            if node not in keep:
+                keep.add(node)
+                stack.extend(narrower.get(node, ()))
+        if len(keep) >= min_concepts:
+            break
+    linked = {skos_ns + x for x in ("broader", "narrower", "related", "hasTopConcept")}
+    kept = [q.triple for q in quads
+            if (q.subject.value in keep or q.subject.value not in concepts)
+            and not (q.predicate.value in linked and q.object.value in concepts and q.object.value not in keep)]
+    target.write_bytes(ox.serialize(kept, format=ox.RdfFormat.N_TRIPLES))
+    return target
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """A prepared dataset (en, de) from a ~300-concept subset of the real release."""
+    from elsst_bench.tasks import open_prepared, prepare
+
+    root = tmp_path_factory.mktemp("small")
+    source = write_subset(RELEASE, root / "elsst-subset.nt")
+    path, _ = prepare(source, out=root / "prepared", languages=["en", "de"])
+    return open_prepared(path)

@@ -23,6 +23,10 @@ def _root() -> None:
 
 # Command modules register themselves on ``app`` when imported (one module per layer).
 from . import prepare  # noqa: E402,F401
+from . import adapters  # noqa: E402,F401
+from . import evaluate  # noqa: E402,F401
+from . import train  # noqa: E402,F401
+from . import leaderboard  # noqa: E402,F401
 
 
 def main() -> None:

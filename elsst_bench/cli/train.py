@@ -1,0 +1,129 @@
+"""``elsst-bench train``, ``export`` and ``inspect``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import BenchError
+from . import app
+from .common import print_json, print_table, split_list
+
+
+def _parse_options(values: list[str] | None) -> dict:
+    """``--option k=v`` pairs; values are read as JSON when they parse (numbers, booleans, lists)."""
+    out = {}
+    for value in values or []:
+        if "=" not in value:
+            raise BenchError(f"--option expects key=value, got {value!r}")
+        key, raw = value.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+@app.command()
+def train(
+    adapter: str = typer.Option(..., "--adapter", "-a", help="Adapter name (see `elsst-bench adapters`), 'full' or 'none'."),
+    model: Optional[str] = typer.Option(None, help="Base model id or path. Default: the packaged all-MiniLM-L6-v2."),
+    rank: int = typer.Option(8, help="Adapter rank r."),
+    budget: Optional[str] = typer.Option(None, help="Match LoRA rank N's parameter count: 'lora-rN'."),
+    tasks: Optional[list[str]] = typer.Option(None, "--tasks", "-t", help="Training tasks (default broader,synonym,crosslingual)."),
+    languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Training languages (default en)."),
+    epochs: int = typer.Option(3),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (default: the method's, see README)."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs"), help="Directory that holds run directories."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Run directory name (default: derived from the options)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    dataset: Optional[Path] = typer.Option(None, help="Prepared dataset directory (default data/prepared/elsst-r5)."),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="Adapter option key=value (repeatable)."),
+    sources: Optional[list[str]] = typer.Option(None, "--sources", help="EigenLoRAx: LoRA run directories (repeatable)."),
+    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Use at most N pairs per task/language (smoke tests)."),
+    eval_languages: Optional[list[str]] = typer.Option(None, "--eval-languages", help="Evaluation languages (default: training ones)."),
+    eval_tasks: Optional[list[str]] = typer.Option(None, "--eval-tasks", help="Evaluation tasks (default: all prepared)."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep Trainer checkpoints after completion."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory of the same id."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's config and metrics as JSON."),
+) -> None:
+    """Fine-tune the encoder with an adapter on the train split, keep the best dev epoch, evaluate on test."""
+    from .. import runs
+    from ..training import TrainConfig, train as run_training
+
+    source_dirs = [s for value in sources or [] for s in value.split(",") if s]
+    config = TrainConfig(
+        adapter=adapter, model=model, rank=rank, budget=budget, tasks=split_list(tasks),
+        languages=split_list(languages), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=str(out),
+        run_id=run_id, resume=resume, device=device, dataset=str(dataset) if dataset else None,
+        options=_parse_options(option), sources=source_dirs, max_pairs=max_pairs,
+        eval_languages=split_list(eval_languages), eval_tasks=split_list(eval_tasks),
+        keep_checkpoints=keep_checkpoints, overwrite=overwrite,
+    )
+    run_dir = run_training(config, progress=not quiet)
+    record = runs.read_config(run_dir)
+    metrics = json.loads((run_dir / runs.METRICS).read_text())
+    if as_json:
+        print_json({"run_dir": str(run_dir), "config": record, "metrics": metrics})
+        return
+    print(f"run {run_dir}: {record['adapter']}, {record['trainable_params']:,} trainable parameters, "
+          f"{record.get('steps', 0)} steps in {record.get('train_seconds', 0):.1f} s, "
+          f"peak memory {record['peak_memory_mb']:.0f} MB, device {record['device']}")
+    from ..evaluation.report import table
+
+    print_table(*table(metrics))
+    print(f"main score (macro graded nDCG@10 over tasks): {metrics['main_score']:.4f}")
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A completed run directory."),
+    merged: Path = typer.Option(..., "--merged", help="Output directory for the merged SentenceTransformer."),
+) -> None:
+    """Write a plain sentence-transformers model with the adapter merged into the base weights."""
+    from .. import atomic, runs
+
+    model, info = runs.load_run(run_dir)
+    if info["adapter"] not in ("none", "full"):
+        from ..adapters import merge_adapter
+
+        merge_adapter(model)
+    with atomic.directory(merged) as tmp:
+        model.save(str(tmp))
+    print(f"wrote {merged}: {info['adapter']} merged into {info['identity']['name']}; "
+          f"load it with SentenceTransformer({str(merged)!r})")
+
+
+@app.command()
+def inspect(
+    run_dir: Path = typer.Argument(..., help="A completed run directory."),
+    as_json: bool = typer.Option(False, "--json"),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Do not write plots/*.png."),
+) -> None:
+    """Trainable parameters, train time, peak memory, singular-value spectra and effective rank of ΔW."""
+    from .. import diagnostics
+
+    info = diagnostics.summary(run_dir)
+    plots = [] if no_plots else diagnostics.plot(run_dir, info)
+    public = {k: v for k, v in info.items() if not k.startswith("_")}
+    public["plots"] = [str(p) for p in plots]
+    if as_json:
+        print_json(public)
+        return
+    print(f"run {info['run_id']}: adapter {info['adapter']}, {info['trainable_params']:,} trainable parameters, "
+          f"{info['steps']} steps, train {info['train_seconds']} s, peak memory {info['peak_memory_mb']} MB")
+    print(f"best dev nDCG@10 (graded) {info['best_dev_score']}, test main score {info['test_main_score']}")
+    if info["layers"]:
+        rows = [[name, round(v["effective_rank"], 3), " ".join(f"{s:.3g}" for s in v["top_singular_values"][:4])]
+                for name, v in info["layers"].items()]
+        print_table(["layer", "effective rank", "top singular values"], rows)
+        print(f"mean effective rank {info['mean_effective_rank']:.3f}")
+    for path in plots:
+        print(f"plot: {path}")

@@ -1,0 +1,109 @@
+"""What ``elsst-bench evaluate`` and ``search`` do, so the CLI module only parses and prints.
+
+Validation happens before anything slow: dataset, split, tasks and languages, the model path or the run's
+dataset fingerprint; only then is the model loaded. Bad input raises :class:`~elsst_bench.errors.BenchError`
+(one line, exit status 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import atomic, paths
+from ..errors import BenchError, DataError
+from ..tasks import SPLITS, open_prepared
+from .encode import default_cache_dir
+from .index import INDEX_KINDS
+from .loading import (check_model_spec, check_run_fingerprint, is_run_dir, load_base_model, load_run_model,
+                      read_run_config)
+from .report import versions
+from .runner import evaluate_model, select, slug
+
+
+def _dataset(dataset):
+    return open_prepared(dataset if dataset is not None else paths.default_dataset_dir())
+
+
+def zero_shot_dir(model: str | None) -> Path:
+    from ..models import resolve_model
+
+    return Path("runs") / f"zeroshot-{slug(resolve_model(model)[0])}"
+
+
+def evaluate_command(run_dir: str | None = None, model: str | None = None, *, dataset=None, split: str = "test",
+                     tasks=None, languages=None, out=None, use_cache: bool = True, cache_dir=None,
+                     index: str = "flat", batch_size: int = 128, device: str = "auto",
+                     show_progress: bool = False) -> tuple[dict, Path]:
+    """Evaluate a run directory (into it) or a base model (into ``runs/zeroshot-<slug>/``).
+
+    For a run directory, tasks and languages default to the run's own evaluation scope
+    (``config.json`` ``options.eval_tasks``/``eval_languages``); ``all`` selects everything.
+    """
+    if run_dir is not None and model is not None:
+        raise BenchError("give either RUN_DIR or --model, not both")
+    if model is not None and is_run_dir(model):
+        run_dir, model = model, None
+    if index not in INDEX_KINDS:
+        raise BenchError(f"unknown index {index!r}; known: {', '.join(INDEX_KINDS)}")
+    if batch_size < 1:
+        raise BenchError("--batch-size must be at least 1")
+    ds = _dataset(dataset)
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    select(ds, tasks, languages, strict=True)
+    if run_dir is not None:
+        if not Path(run_dir).is_dir():
+            raise DataError(f"run directory {run_dir} does not exist")
+        config = read_run_config(run_dir)
+        check_run_fingerprint(run_dir, config, ds)
+        out_dir = Path(out) if out is not None else Path(run_dir)
+        scope = config.get("options") or {}
+        tasks = tasks if tasks is not None else (list(scope.get("eval_tasks") or []) or None)
+        languages = languages if languages is not None else (list(scope.get("eval_languages") or []) or None)
+    else:
+        check_model_spec(model)
+        out_dir = Path(out) if out is not None else zero_shot_dir(model)
+        if (out_dir / "config.json").exists():
+            config = read_run_config(out_dir)
+            if config.get("adapter", "none") != "none":
+                raise DataError(f"{out_dir} is a training run ({config.get('adapter')}); evaluate it as RUN_DIR, "
+                                "or pick another --out")
+    loaded = load_run_model(run_dir, ds, device) if run_dir is not None else load_base_model(model, device)
+    result = evaluate_model(
+        loaded.model, ds, split=split, tasks=tasks, languages=languages, out_dir=out_dir,
+        identity=loaded.identity, adapter=loaded.adapter, trainable_params=loaded.trainable_params,
+        cache_dir=(cache_dir or default_cache_dir()) if use_cache else None, cache_extra=loaded.cache_extra,
+        batch_size=batch_size, show_progress=show_progress, index=index,
+    )
+    if run_dir is None:
+        langs = sorted({lang for per in result["scores"].values() for lang in per if lang != "macro"})
+        atomic.write_json(out_dir / "config.json", {
+            "kind": "zero-shot", "adapter": "none", "model": loaded.identity, "trainable_params": 0,
+            "dataset_id": ds.dataset_id, "dataset_fingerprint": ds.fingerprint, "versions": versions(),
+            "options": {"eval_tasks": list(result["scores"]), "eval_languages": langs},
+        })
+    return result, out_dir
+
+
+def search_command(text: str, model: str | None = None, *, dataset=None, lang: str = "en", k: int = 10,
+                   use_cache: bool = True, cache_dir=None, device: str = "auto",
+                   show_progress: bool = False) -> list[dict]:
+    from .search import ConceptSearch, search_languages
+    from ..tasks import resolve_selection
+
+    ds = _dataset(dataset)
+    resolve_selection([lang], search_languages(ds), "language")
+    if not text.strip():
+        raise DataError("the search text is empty")
+    if k < 1:
+        raise DataError("-k must be at least 1")
+    if is_run_dir(model):
+        check_run_fingerprint(model, read_run_config(model), ds)
+        loaded = load_run_model(model, ds, device)
+    else:
+        check_model_spec(model)
+        loaded = load_base_model(model, device)
+    searcher = ConceptSearch(loaded.model, ds, lang, identity=loaded.identity,
+                             cache_dir=str(cache_dir or default_cache_dir()) if use_cache else None,
+                             cache_extra=loaded.cache_extra, show_progress=show_progress)
+    return searcher(text, k)

@@ -1,0 +1,91 @@
+"""metrics.json: an MTEB-like record of one evaluation, and the table the CLI prints.
+
+Schema (keys sorted on disk)::
+
+    {"dataset_id", "dataset_fingerprint", "split",
+     "model": {"name", "location", "sha256", ...}, "adapter": "none" | name, "trainable_params": int,
+     "scores": {task: {lang: {metric: value, "queries": n, "queries_binary": m},
+                       "macro": {metric: mean over languages, "queries": Σn, "queries_binary": Σm, "languages": L}}},
+     "main_score": mean over tasks of scores[task]["macro"]["ndcg@10_graded"],
+     "primary_metric": "ndcg@10_graded",
+     "rankings": {task: {lang: "rankings/<task>.<lang>.<split>.tsv.gz"}},
+     "encoding": {"texts", "from_cache", "encoded", "seconds"}, "index": "flat" | "hnsw" | "ivf",
+     "evaluation_time": seconds, "evaluated_at": ISO-8601 UTC,
+     "versions": {python, torch, sentence-transformers, faiss, ranx, numpy, elsst-bench}}
+
+Metric names: ``mrr@10 recall@1 recall@3 recall@5 recall@10 ndcg@3 ndcg@10`` (binary, grade ≥ 3),
+``ndcg@10_graded`` (primary), ``wup@1`` — see :mod:`.metrics` for their definitions.
+A run directory holds ``metrics.json`` for the test split and ``metrics.<split>.json`` for another split.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from ..errors import DataError
+from .metrics import METRICS, PRIMARY_METRIC
+
+_PACKAGES = {"torch": "torch", "sentence-transformers": "sentence-transformers", "faiss": "faiss-cpu",
+             "ranx": "ranx", "numpy": "numpy", "elsst-bench": "elsst-bench"}
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for key, dist in _PACKAGES.items():
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = None
+    if out["faiss"] is None:
+        try:
+            out["faiss"] = metadata.version("faiss-gpu")
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def metrics_filename(split: str) -> str:
+    return "metrics.json" if split == "test" else f"metrics.{split}.json"
+
+
+def main_score(scores: dict) -> float | None:
+    vals = [t["macro"].get(PRIMARY_METRIC) for t in scores.values() if t.get("macro")]
+    vals = [v for v in vals if v is not None]
+    return float(sum(vals) / len(vals)) if vals else None
+
+
+def load_metrics(path: str | Path, split: str = "test") -> tuple[dict, Path]:
+    """Read a metrics.json (or the one of a run directory). Returns ``(content, its directory)``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / metrics_filename(split)
+    if not path.exists():
+        raise DataError(f"{path} does not exist; run `elsst-bench evaluate` on that run first")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(content, dict) or "scores" not in content or "dataset_fingerprint" not in content:
+        raise DataError(f"{path} is not an elsst-bench metrics.json")
+    return content, path.parent
+
+
+SHORT = {"ndcg@10_graded": "nDCG@10g", "mrr@10": "MRR@10", "recall@1": "R@1", "recall@10": "R@10",
+         "ndcg@10": "nDCG@10", "wup@1": "WuP@1"}
+
+
+def table(result: dict) -> tuple[list[str], list[list]]:
+    """Headers and rows of the per-task/language table (macro rows where a task has 2+ languages)."""
+    shown = [m for m in ("ndcg@10_graded", "mrr@10", "recall@1", "recall@10", "ndcg@10", "wup@1") if m in METRICS]
+    headers = ["task", "lang", "queries", *[SHORT.get(m, m) for m in shown]]
+    rows = []
+    for task, per_lang in result["scores"].items():
+        langs = [lang for lang in per_lang if lang != "macro"]
+        keys = langs + (["macro"] if len(langs) > 1 else [])
+        for lang in keys:
+            s = per_lang[lang]
+            rows.append([task, lang, s["queries"], *[("-" if s.get(m) is None else s[m]) for m in shown]])
+    return headers, rows

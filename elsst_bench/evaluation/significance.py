@@ -1,0 +1,99 @@
+"""Paired significance between evaluated runs: ranx ``compare`` with Fisher's randomization test.
+
+For each task, the runs' rankings (read back from their TREC files by rank, so the tie rule holds) are
+scored with graded nDCG@10 — the primary metric — on the queries of the split, pooled over the selected
+languages (query ids prefixed ``<lang>/``; a paired test needs one score per query, so this pooled mean is
+query-weighted, unlike the macro average of metrics.json). Fisher's randomization test (ranx, 1,000
+permutations, seed 42) gives a two-sided p-value per pair of runs. ``per_language`` adds one comparison
+per task and language.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ..errors import DataError
+from ..tasks import TASKS, open_prepared, resolve_selection
+from .metrics import CUTOFF
+from .rankings import rank_scores, ranking_name, read_trec
+from .report import load_metrics
+
+COMPARE_METRIC = "ndcg@10"  # on the graded qrels: metrics.json's ndcg@10_graded
+
+
+def load_runs(paths: list[str | Path], split: str = "test") -> list[tuple[str, dict, Path]]:
+    """``[(name, metrics.json content, its directory)]``; all on one dataset fingerprint and split."""
+    if len(paths) < 2:
+        raise DataError("compare needs at least two runs (run directories or metrics.json files)")
+    runs, names = [], set()
+    for path in paths:
+        content, base = load_metrics(path, split)
+        name = base.resolve().name or str(base)
+        while name in names:
+            name += "'"
+        names.add(name)
+        runs.append((name, content, base))
+    first_name, first = runs[0][0], runs[0][1]
+    for name, content, _ in runs[1:]:
+        if content["dataset_fingerprint"] != first["dataset_fingerprint"]:
+            raise DataError(f"{name} was evaluated on dataset fingerprint {content['dataset_fingerprint'][:16]} "
+                            f"and {first_name} on {first['dataset_fingerprint'][:16]}; runs must share a dataset")
+        if content.get("split") != first.get("split"):
+            raise DataError(f"{name} was evaluated on the {content.get('split')} split and {first_name} on "
+                            f"{first.get('split')}; runs must share a split")
+    return runs
+
+
+def compare_runs(paths: list[str | Path], dataset: str | Path, split: str = "test",
+                 tasks: list[str] | None = None, languages: list[str] | None = None, per_language: bool = False,
+                 max_p: float = 0.05, n_permutations: int = 1000) -> list[dict]:
+    """One entry per comparison: ``{"task", "languages", "queries", "report": ranx Report}``."""
+    from numba.core.errors import NumbaTypeSafetyWarning
+    from ranx import Qrels, Run, compare
+
+    runs = load_runs(paths, split)
+    split = runs[0][1].get("split", split)
+    ds = open_prepared(dataset)
+    fingerprint = runs[0][1]["dataset_fingerprint"]
+    if ds.fingerprint != fingerprint:
+        raise DataError(f"the runs were evaluated on dataset fingerprint {fingerprint[:16]}, but {ds.path} has "
+                        f"{ds.fingerprint[:16]}; pass --dataset with the dataset they were evaluated on")
+    common = [t for t in TASKS if all(t in r[1]["scores"] for r in runs)]
+    task_list = resolve_selection(tasks, common, "task")
+    out = []
+    for task in task_list:
+        langs_common = sorted(lang for lang in runs[0][1]["scores"][task] if lang != "macro"
+                              and all(lang in r[1]["scores"][task] for r in runs))
+        langs = resolve_selection(languages, langs_common, "language") if languages else langs_common
+        groups = [[lang] for lang in langs] if per_language else []
+        groups = ([langs] if len(langs) > 1 or not per_language else []) + groups
+        cache = {}
+        for lang in langs:
+            qrels = ds.load(task, lang).qrels[split]
+            per_run = []
+            for name, content, base in runs:
+                rel = content.get("rankings", {}).get(task, {}).get(lang) or f"rankings/{ranking_name(task, lang, split)}"
+                ranked = read_trec(base / rel)
+                per_run.append(rank_scores({q: ranked.get(q, []) for q in qrels}, k=CUTOFF))
+            cache[lang] = (qrels, per_run)
+        for group in groups:
+            qrels_dict = {f"{lang}/{q}": dict(j) for lang in group for q, j in cache[lang][0].items()}
+            if not qrels_dict:
+                continue
+            run_objs = []
+            for i, (name, _, _) in enumerate(runs):
+                run_dict = {f"{lang}/{q}": (docs or {"<none>": 0.0}) for lang in group
+                            for q, docs in cache[lang][1][i].items()}
+                run_objs.append(Run(run_dict, name=name))
+            with warnings.catch_warnings():  # ranx's own uint64 -> int64 id-hash cast, harmless
+                warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
+                report = compare(Qrels(qrels_dict), run_objs, metrics=[COMPARE_METRIC], stat_test="fisher",
+                                 max_p=max_p, n_permutations=n_permutations, random_seed=42, rounding_digits=4)
+            out.append({"task": task, "languages": group, "queries": len(qrels_dict), "report": report})
+    return out
+
+
+def report_dict(entry: dict) -> dict:
+    return {"task": entry["task"], "languages": entry["languages"], "queries": entry["queries"],
+            "metric": "ndcg@10_graded", "stat_test": "fisher", **entry["report"].to_dict()}

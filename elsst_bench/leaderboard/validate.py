@@ -1,0 +1,213 @@
+"""Validation of a submitted run directory: its config and its TREC run files against the benchmark.
+
+A submission is a run directory with ``config.json`` and ``rankings/<task>.<lang>.<split>.tsv.gz`` (the TREC
+run format ``qid Q0 concept rank score run``, as ``elsst-bench evaluate`` writes it). ``metrics.json`` is
+never read: every number on the board is re-computed from the rankings. A run is refused, with one line naming
+the file and the query, when
+
+- ``config.json`` is missing or lacks the model identity (``model.name``), ``adapter``, ``trainable_params``
+  (a non-negative integer), ``seed`` (not needed for a zero-shot run, ``"kind": "zero-shot"``, which is
+  deterministic), ``versions`` or ``dataset_fingerprint``; or a training run is not ``"status": "complete"``;
+- the run's dataset fingerprint is not the benchmark's;
+- there is no ranking file of the benchmark's split, or one names a task or language the benchmark lacks;
+- a file is not readable gzip, or a line is not six fields with an integer rank and a finite score;
+- a file ranks a query outside the split, or misses one of the split's queries of its task and language;
+- a query's ranks are not 1, 2, …, n; it ranks fewer than 10 concepts or more than 100; it ranks an unknown
+  concept id, the same concept twice, or its own concept in a task that never retrieves it (``broader``);
+  or its scores increase with rank.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..evaluation.rankings import TOP_K
+from ..tasks import PreparedDataset
+from .benchmark import Benchmark, Reference, reference
+from .codec import TOP
+
+MIN_RANKED = TOP  # 10: every metric cuts at 10
+MAX_RANKED = TOP_K  # 100
+FIELDS = "query Q0 concept rank score run"
+
+
+@dataclass
+class Submission:
+    """A validated run: its config and, per (task, lang), the top 10 of every split query as pool rows."""
+
+    run_dir: Path
+    config: dict
+    rows: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    references: dict[tuple[str, str], Reference] = field(default_factory=dict)
+
+
+def read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise DataError(f"run directory {run_dir} {'is not a directory' if run_dir.exists() else 'does not exist'}")
+    if not path.is_file():
+        raise DataError(f"{run_dir} has no config.json; a submission is a run directory (elsst-bench train or "
+                        "evaluate) or one laid out like it (see CONTRIBUTING.md)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise DataError(f"{path} is not a run configuration (a JSON object)")
+    return config
+
+
+def is_zero_shot(config: dict) -> bool:
+    return config.get("kind") == "zero-shot"
+
+
+def check_config(config: dict, run_dir: Path, bench: Benchmark) -> None:
+    where = f"{run_dir}/config.json"
+    required = ["model", "adapter", "trainable_params", "versions", "dataset_fingerprint"]
+    if not is_zero_shot(config):
+        required.insert(3, "seed")
+    for key in required:
+        if config.get(key) in (None, "", {}, []):
+            raise DataError(f"{where} lacks {key}")
+    model = config["model"]
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not model["name"].strip():
+        raise DataError(f"{where} lacks model.name (the base model's identity)")
+    if not isinstance(config["adapter"], str):
+        raise DataError(f"{where}: adapter must be a string, got {config['adapter']!r}")
+    params = config["trainable_params"]
+    if not isinstance(params, int) or isinstance(params, bool) or params < 0:
+        raise DataError(f"{where}: trainable_params must be a non-negative integer, got {params!r}")
+    seed = config.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise DataError(f"{where}: seed must be an integer, got {seed!r}")
+    if not isinstance(config["versions"], dict):
+        raise DataError(f"{where}: versions must be an object of package versions")
+    if not is_zero_shot(config) and config.get("status") != "complete":
+        raise DataError(f"{where}: the run is not complete (status: {config.get('status')}); finish it first")
+    theirs = config["dataset_fingerprint"]
+    if theirs != bench.fingerprint:
+        raise DataError(f"run {run_dir} was prepared on dataset fingerprint {str(theirs)[:12]}… but the benchmark "
+                        f"is {bench.dataset_id} {bench.fingerprint[:12]}…; re-run elsst-bench prepare and "
+                        "evaluate the run on that dataset")
+
+
+def ranking_files(run_dir: Path, bench: Benchmark, ds: PreparedDataset) -> list[tuple[str, str, Path]]:
+    """``[(task, lang, path)]`` of the run's files for the benchmark's split, in task/language order."""
+    pattern = re.compile(rf"^([^.]+)\.([^.]+)\.{re.escape(bench.split)}\.tsv\.gz$")
+    found = []
+    for path in sorted((run_dir / "rankings").glob(f"*.{bench.split}.tsv.gz")):
+        match = pattern.match(path.name)
+        task, lang = match.groups() if match else (None, None)
+        if task not in ds.tasks() or lang not in ds.languages(task):
+            raise DataError(f"{path}: not a task and language of the benchmark ({bench.dataset_id}); "
+                            "remove the file")
+        found.append((task, lang, path))
+    if not found:
+        raise DataError(f"{run_dir} has no rankings/*.{bench.split}.tsv.gz; run `elsst-bench evaluate` on it first")
+    order = {t: i for i, t in enumerate(ds.tasks())}
+    return sorted(found, key=lambda f: (order[f[0]], f[1]))
+
+
+def _parse(path: Path) -> dict[str, list[tuple[int, str, float]]]:
+    try:
+        text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable gzip TREC run file ({err})") from err
+    ranked: dict[str, list[tuple[int, str, float]]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise DataError(f"{path}: line {number} has {len(fields)} fields, expected 6 ({FIELDS})")
+        qid, _, doc, rank, score, _ = fields
+        try:
+            rank_i, score_f = int(rank), float(score)
+        except ValueError:
+            raise DataError(f"{path}: line {number}: rank {rank!r} must be an integer and score {score!r} "
+                            "a number") from None
+        if not math.isfinite(score_f):
+            raise DataError(f"{path}: line {number}: score {score!r} is not finite")
+        ranked.setdefault(qid, []).append((rank_i, doc, score_f))
+    return ranked
+
+
+def _check_query(path: Path, qid: str, candidates: list[tuple[int, str, float]], ref: Reference) -> list[int]:
+    """The query's concepts as pool rows in rank order, or a one-line DataError."""
+    candidates.sort(key=lambda c: c[0])
+    n = len(candidates)
+    for expected, (rank, _, _) in enumerate(candidates, start=1):
+        if rank != expected:
+            problem = f"gives rank {rank} twice" if rank < expected else f"skips rank {expected}"
+            raise DataError(f"{path}: query {qid} {problem} (ranks must be 1, 2, …, n)")
+    if n < MIN_RANKED:
+        raise DataError(f"{path}: query {qid} ranks {n} concepts (at least {MIN_RANKED} required)")
+    if n > MAX_RANKED:
+        raise DataError(f"{path}: query {qid} ranks {n} concepts (at most {MAX_RANKED} allowed)")
+    own = ref.own.get(qid) if ref.own is not None else None
+    seen: set[str] = set()
+    rows, previous = [], math.inf
+    for rank, doc, score in candidates:
+        row = ref.row.get(doc)
+        if row is None:
+            raise DataError(f"{path}: query {qid} ranks unknown concept id {doc} (rank {rank})")
+        if doc in seen:
+            raise DataError(f"{path}: query {qid} ranks concept {doc} twice")
+        if doc == own:
+            raise DataError(f"{path}: query {qid} ranks its own concept {doc}, which the {ref.task} task never "
+                            "retrieves")
+        if score > previous:
+            raise DataError(f"{path}: query {qid} scores rank {rank} higher than rank {rank - 1} "
+                            "(scores must not increase with rank)")
+        seen.add(doc)
+        rows.append(row)
+        previous = score
+    return rows[:TOP]
+
+
+def check_rankings(path: Path, ref: Reference, split: str) -> np.ndarray:
+    """Validate one run file against the benchmark; the top 10 of every split query, (n, 10) pool rows."""
+    ranked = _parse(path)
+    unknown = sorted(set(ranked) - set(ref.qrels))
+    if unknown:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise DataError(f"{path}: query {unknown[0]} is not a {split} query of {ref.task}/{ref.lang}{more}")
+    missing = [qid for qid in ref.qids if qid not in ranked]
+    if missing:
+        raise DataError(f"{path} is missing {len(missing)} of {len(ref.qids)} {split} queries "
+                        f"(first: {missing[0]})")
+    rows = np.empty((len(ref.qids), TOP), dtype=np.int64)
+    for i, qid in enumerate(ref.qids):
+        rows[i] = _check_query(path, qid, ranked[qid], ref)
+    return rows
+
+
+def validate_config(run_dir: str | Path, bench: Benchmark) -> dict:
+    """The cheap checks (no dataset needed): config completeness and the dataset fingerprint."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    check_config(config, run_dir, bench)
+    return config
+
+
+def validate_run(run_dir: str | Path, bench: Benchmark, ds: PreparedDataset, config: dict | None = None) -> Submission:
+    run_dir = Path(run_dir)
+    if config is None:
+        config = validate_config(run_dir, bench)
+    sub = Submission(run_dir, config)
+    for task, lang, path in ranking_files(run_dir, bench, ds):
+        ref = reference(ds, task, lang, bench.split)
+        if not ref.qids:
+            raise DataError(f"{path}: {task}/{lang} has no {bench.split} queries in the benchmark")
+        sub.rows[(task, lang)] = check_rankings(path, ref, bench.split)
+        sub.references[(task, lang)] = ref
+    return sub

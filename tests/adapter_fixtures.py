@@ -1,0 +1,118 @@
+"""Helpers shared by the adapter tests: a tiny random encoder, the offline default model (loaded once per
+process), a few texts, encoding and a real training step (MultipleNegativesRankingLoss + AdamW)."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+from torch import nn
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TEXTS = [
+    "unemployment benefits",
+    "attitudes towards immigration in Europe",
+    "voting behaviour",
+    "household income and poverty",
+    "trust in political institutions",
+    "religious practice among young adults",
+]
+PAIRS = [
+    ("unemployment", "labour market exclusion and joblessness"),
+    ("social inequality", "income distribution between social classes"),
+    ("voting", "electoral participation and party choice"),
+    ("housing", "dwellings, rents and home ownership"),
+]
+
+
+class TinyBlock(nn.Module):
+    def __init__(self, d: int, f: int):
+        super().__init__()
+        self.query = nn.Linear(d, d)
+        self.value = nn.Linear(d, d)
+        self.up = nn.Linear(d, f)
+        self.down = nn.Linear(f, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x + self.value(torch.tanh(self.query(x)))
+        return h + self.down(torch.relu(self.up(h)))
+
+
+class TinyEncoder(nn.Module):
+    """Two numbered blocks of four linears, plus a head outside the blocks (not a default target)."""
+
+    def __init__(self, d: int = 16, f: int = 24, blocks: int = 2):
+        super().__init__()
+        self.layers = nn.ModuleList(TinyBlock(d, f) for _ in range(blocks))
+        self.head = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.layers:
+            x = block(x)
+        return self.head(x)
+
+
+def tiny_encoder(seed: int = 0, **kwargs) -> TinyEncoder:
+    torch.manual_seed(seed)
+    return TinyEncoder(**kwargs)
+
+
+_DEFAULT = {}
+
+
+def default_model():
+    """The offline default SentenceTransformer, loaded once per process (copy it before adapting)."""
+    if "model" not in _DEFAULT:
+        from elsst_bench.models import load_sentence_transformer
+
+        model = load_sentence_transformer(None)
+        model.eval()
+        _DEFAULT["model"] = model
+    return _DEFAULT["model"]
+
+
+def fresh_default():
+    return copy.deepcopy(default_model())
+
+
+def features(model, texts=TEXTS) -> dict:
+    return dict(model.preprocess(list(texts)))
+
+
+def encode(model, feats: dict) -> dict[str, torch.Tensor]:
+    """Sentence and token embeddings in eval mode, no gradients."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(dict(feats))
+    model.train(was_training)
+    return {"sentence": out["sentence_embedding"].clone(), "token": out["token_embeddings"].clone()}
+
+
+def train_steps(model, params, steps: int = 2, lr: float = 1e-2, pairs=PAIRS) -> list[float]:
+    """Real training steps: MNRL on (query, positive) pairs, backward, AdamW."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    loss_fn = MultipleNegativesRankingLoss(model)
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    queries = features(model, [q for q, _ in pairs])
+    positives = features(model, [p for _, p in pairs])
+    labels = torch.zeros(len(pairs))
+    model.train()
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn([dict(queries), dict(positives)], labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.detach().double() - b.detach().double()).abs().max())

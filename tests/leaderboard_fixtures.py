@@ -1,0 +1,130 @@
+"""Helpers for the leaderboard tests: real evaluated runs on the small dataset, cheap variants of them, a board.
+
+One zero-shot evaluation of the default model on the ``small_dataset`` fixture is made per test process
+(:func:`evaluated_run`) and copied into variants: :func:`make_run` writes a run directory whose rankings are
+the base ones with a few top-10 swaps drawn from a seed (still valid rankings, different numbers) and a
+training-run ``config.json``. No model is trained.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXE = Path(sys.executable).parent / "elsst-bench"
+ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+os.environ.update(ENV)
+
+
+@lru_cache(maxsize=None)
+def evaluated_run(dataset_path: str) -> Path:
+    """Zero-shot all-MiniLM-L6-v2 on the dataset (all tasks, en+de): rankings + metrics.json + config.json."""
+    from elsst_bench.evaluation import evaluate_model
+    from elsst_bench.evaluation.report import versions
+    from elsst_bench.models import load_sentence_transformer, model_identity
+    from elsst_bench.tasks import open_prepared
+
+    ds = open_prepared(dataset_path)
+    run = Path(tempfile.mkdtemp(prefix="elsst-lb-")) / "zeroshot-all-minilm-l6-v2"
+    identity = model_identity(None)
+    evaluate_model(load_sentence_transformer(None), ds, split="test", out_dir=run, identity=identity)
+    (run / "config.json").write_text(json.dumps({
+        "kind": "zero-shot", "adapter": "none", "model": identity, "trainable_params": 0,
+        "dataset_id": ds.dataset_id, "dataset_fingerprint": ds.fingerprint, "versions": versions(),
+    }, indent=2, sort_keys=True))
+    return run
+
+
+def read_run(path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
+
+
+def write_run(path: Path, rows: list[list[str]]) -> None:
+    path.write_bytes(gzip.compress("".join("\t".join(r) + ("" if r[-1].endswith("\n") else "\n") for r in rows)
+                                   .encode(), mtime=0))
+
+
+def perturb(rows: list[list[str]], seed: int) -> list[list[str]]:
+    """Swap the concepts at two of the top-10 ranks for about a third of the queries (scores stay in place)."""
+    by_query: dict[str, list[list[str]]] = {}
+    for row in rows:
+        by_query.setdefault(row[0], []).append(list(row))
+    out = []
+    for qid, cands in by_query.items():
+        h = int(hashlib.sha256(f"{seed}:{qid}".encode()).hexdigest(), 16)
+        if h % 3 == 0:
+            i, j = h // 3 % 10, h // 30 % 10
+            cands[i][2], cands[j][2] = cands[j][2], cands[i][2]
+        out.extend(cands)
+    return out
+
+
+def make_run(base: Path, target: Path, *, seed: int = 0, adapter: str = "lora", rank: int = 8, lr: float = 3e-3,
+             trainable_params: int = 73_728, perturb_seed: int | None = None, name: str | None = None,
+             tasks: tuple[str, ...] | None = None, languages: tuple[str, ...] | None = None) -> Path:
+    """A training-run-shaped directory from ``base``'s rankings (perturbed unless ``perturb_seed`` is -1)."""
+    target.mkdir(parents=True)
+    (target / "rankings").mkdir()
+    chosen = perturb_seed if perturb_seed is not None else seed
+    for src in sorted((base / "rankings").glob("*.tsv.gz")):
+        task, lang = src.name.split(".")[:2]
+        if (tasks and task not in tasks) or (languages and lang not in languages):
+            continue
+        dst = target / "rankings" / src.name
+        if chosen == -1:
+            shutil.copyfile(src, dst)
+        else:
+            write_run(dst, perturb([r[:5] + ["test-run"] for r in read_run(src)], chosen))
+    base_config = json.loads((base / "config.json").read_text())
+    config = {
+        "run_id": name or target.name, "status": "complete", "adapter": adapter, "model": base_config["model"],
+        "seed": seed, "dataset_id": base_config["dataset_id"],
+        "dataset_fingerprint": base_config["dataset_fingerprint"], "trainable_params": trainable_params,
+        "versions": base_config["versions"], "device": "cpu", "train_seconds": 12.5, "peak_memory_mb": 812.0,
+        "options": {"adapter": adapter, "rank": rank, "budget": None, "lr": lr, "epochs": 3, "batch_size": 64,
+                    "tasks": ["broader", "synonym"], "languages": ["en"], "seed": seed, "options": {}},
+    }
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    return target
+
+
+def new_board(root: Path, dataset) -> Path:
+    from elsst_bench.leaderboard import init_board
+
+    board = root / "board"
+    init_board(board, dataset)
+    return board
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def cli(*args, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **ENV, **(env or {})}, timeout=timeout)
+
+
+def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit status 2, exactly one line on stderr, no traceback; the line contains every fragment."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def strip_tags(text: str) -> str:
+    return re.sub(r"<[^>]+>", "", text)

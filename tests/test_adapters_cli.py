@@ -1,0 +1,47 @@
+"""`elsst-bench adapters`: the listing, and bad input -> exit status 2 with one line on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from elsst_bench.adapters import available_adapters, get_method
+
+EXE = Path(sys.executable).parent / "elsst-bench"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_lists_every_adapter_with_formula_and_source():
+    result = run("adapters")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for name in available_adapters():
+        method = get_method(name)
+        line = next(line for line in lines if line.split()[:1] == [name])
+        assert method.source in line and method.formula in line
+    sources = {line.split()[0]: line.split()[1] for line in lines[2:]}
+    assert sources["lora"] == "native" and sources["dora"] == "peft" and sources["vera"] == "peft"
+    assert sources["full"] == "baseline" and sources["none"] == "baseline"
+
+
+def test_json_for_one_adapter():
+    result = run("adapters", "orthogeolora", "--json")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row == {"name": "orthogeolora", "source": "native", "params": "r·(d_in + d_out) + r", "knob": "rank",
+                   "summary": get_method("orthogeolora").summary}
+
+
+def test_unknown_adapter_exits_2_with_one_line():
+    result = run("adapters", "foo")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown adapter 'foo'" in lines[0] and "lora, orthogeolora" in lines[0]

@@ -1,0 +1,178 @@
+"""`elsst-bench train`, `export`, `inspect`: determinism, resume after SIGKILL, NaN stop, merged export, smoke."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from elsst_bench import runs
+from elsst_bench.training import NonFiniteLoss, TrainConfig, train
+
+SMALL = dict(languages=["en", "de"], epochs=2, batch_size=16, max_pairs=48, eval_tasks=["broader", "synonym"])
+
+
+def config(small_dataset, tmp_path: Path, adapter: str = "lora", **overrides) -> TrainConfig:
+    options = {**SMALL, **overrides}
+    return TrainConfig(adapter=adapter, dataset=str(small_dataset.path), out=str(tmp_path), **options)
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / runs.METRICS).read_text())
+
+
+def flat_scores(metrics: dict) -> dict[str, float]:
+    return {f"{t}/{l}/{m}": v for t, per in metrics["scores"].items() for l, s in per.items()
+            for m, v in s.items() if isinstance(v, (int, float))}
+
+
+def test_run_directory_contents(small_dataset, tmp_path):
+    run_dir = train(config(small_dataset, tmp_path), progress=False)
+    record = runs.read_config(run_dir)
+    assert record["status"] == "complete"
+    assert record["dataset_fingerprint"] == small_dataset.fingerprint
+    assert record["trainable_params"] == 331_776 and record["adapter_config"]["method"] == "lora"
+    assert record["options"]["lr"] == 3e-3 and record["options"]["languages"] == ["de", "en"]
+    assert record["steps"] > 0 and record["train_seconds"] > 0 and record["peak_memory_mb"] > 0
+    assert {"torch", "sentence-transformers", "elsst-bench"} <= set(record["versions"])
+    assert sorted(p.name for p in (run_dir / "adapter").iterdir()) == ["adapter.safetensors", "adapter_config.json"]
+    assert not (run_dir / runs.CHECKPOINTS).exists()
+    log = [json.loads(line) for line in open(run_dir / runs.TRAIN_LOG)]
+    assert any("loss" in row for row in log) and sum("eval_dev_ndcg@10_graded" in row for row in log) == 2
+    metrics = read_metrics(run_dir)
+    assert metrics["split"] == "test" and metrics["dataset_fingerprint"] == small_dataset.fingerprint
+    assert set(metrics["scores"]) == {"broader", "synonym"}
+    assert sorted(p.name for p in (run_dir / "rankings").iterdir()) == [
+        "broader.de.test.tsv.gz", "broader.en.test.tsv.gz", "synonym.de.test.tsv.gz", "synonym.en.test.tsv.gz"]
+
+
+def test_same_seed_gives_bit_identical_adapter_tensors(small_dataset, tmp_path):
+    first = train(config(small_dataset, tmp_path / "a", epochs=1), progress=False)
+    second = train(config(small_dataset, tmp_path / "b", epochs=1), progress=False)
+    a, b = load_file(first / "adapter" / "adapter.safetensors"), load_file(second / "adapter" / "adapter.safetensors")
+    assert a.keys() == b.keys()
+    assert all(bool((a[k] == b[k]).all()) for k in a)
+    assert any(bool((a[k] != 0).any()) for k in a if "lora_B" in k or k.endswith("B"))  # training moved B
+    third = train(config(small_dataset, tmp_path / "c", epochs=1, seed=1), progress=False)
+    c = load_file(third / "adapter" / "adapter.safetensors")
+    assert any(not bool((a[k] == c[k]).all()) for k in a)
+
+
+def test_sigkill_then_resume_reaches_the_same_metrics(small_dataset, tmp_path):
+    exe = Path(sys.executable).parent / "elsst-bench"
+    args = ["train", "--adapter", "lora", "--dataset", str(small_dataset.path), "-l", "en,de", "--epochs", "3",
+            "--batch-size", "16", "--max-pairs", "48", "--eval-tasks", "broader", "--quiet", "--run-id", "r"]
+    reference = subprocess.run([str(exe), *args, "--out", str(tmp_path / "ref")], capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([str(exe), *args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = out / "r" / runs.TRAIN_LOG
+    deadline = time.time() + 300
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        checkpoints = list((out / "r" / runs.CHECKPOINTS).glob("checkpoint-*/trainer_state.json"))
+        if checkpoints and log.exists():
+            steps = [json.loads(line).get("step", 0) for line in log.read_text().splitlines() if line.strip()]
+            first = min(int(p.parent.name.split("-")[1]) for p in checkpoints)
+            if steps and max(steps) > first:  # past the first checkpoint, mid-way through epoch 2
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = max(steps)
+                break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed_at is not None, "the run finished before it could be killed"
+    assert runs.read_config(out / "r")["status"] == "running"
+    assert not (out / "r" / runs.METRICS).exists()
+
+    again = subprocess.run([str(exe), *args, "--out", str(out)], capture_output=True, text=True)
+    assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite silently
+    resumed = subprocess.run([str(exe), *args, "--out", str(out), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    record = runs.read_config(out / "r")
+    assert record["status"] == "complete" and record["resumed_from"].startswith("checkpoint-")
+    ours, theirs = flat_scores(read_metrics(out / "r")), flat_scores(read_metrics(tmp_path / "ref" / "r"))
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert abs(ours[key] - theirs[key]) <= 1e-6, key
+    a = load_file(out / "r" / "adapter" / "adapter.safetensors")
+    b = load_file(tmp_path / "ref" / "r" / "adapter" / "adapter.safetensors")
+    assert all(float((a[k] - b[k]).abs().max()) <= 1e-6 for k in a)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(small_dataset, tmp_path):
+    steps_per_epoch = None
+    probe = train(config(small_dataset, tmp_path / "probe", epochs=1), progress=False)
+    steps_per_epoch = runs.read_config(probe)["steps"]
+    with pytest.raises(NonFiniteLoss) as info:
+        train(config(small_dataset, tmp_path, epochs=3, run_id="nan", fail_at_step=steps_per_epoch + 2),
+              progress=False)
+    message = str(info.value)
+    assert "nan" in message and f"step {steps_per_epoch + 2}" in message and "checkpoint-" in message
+    checkpoint = tmp_path / "nan" / runs.CHECKPOINTS / f"checkpoint-{steps_per_epoch}"
+    tensors = load_file(checkpoint / "adapter" / "adapter.safetensors")
+    assert all(bool(t.isfinite().all()) for t in tensors.values())
+    assert runs.read_config(tmp_path / "nan")["status"] == "running"
+
+
+def test_export_merged_gives_the_same_embeddings_and_metrics(small_dataset, tmp_path, cli):
+    from sentence_transformers import SentenceTransformer
+
+    run_dir = train(config(small_dataset, tmp_path, adapter="orthogeolora"), progress=False)
+    merged = tmp_path / "merged"
+    result = cli("export", str(run_dir), "--merged", str(merged))
+    assert result.returncode == 0, result.stderr
+    plain = SentenceTransformer(str(merged), device="cpu")
+    adapted, _ = runs.load_run(run_dir)
+    texts = ["social groups", "families", "heads of household", "Arbeitslosigkeit"]
+    a = adapted.encode(texts, convert_to_numpy=True)
+    b = plain.encode(texts, convert_to_numpy=True)
+    assert np.abs(a - b).max() <= 1e-5
+    base = SentenceTransformer(runs.read_config(run_dir)["model"]["location"], device="cpu")
+    assert np.abs(base.encode(texts, convert_to_numpy=True) - a).max() > 1e-4  # the adapter did something
+
+    evaluated = cli("evaluate", "--model", str(merged), "--dataset", str(small_dataset.path), "-l", "en,de",
+                    "--tasks", "broader,synonym", "--out", str(tmp_path / "merged-eval"), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    ours, theirs = flat_scores(read_metrics(run_dir)), flat_scores(read_metrics(tmp_path / "merged-eval"))
+    for key in ours:
+        assert abs(ours[key] - theirs[key]) <= 1e-6, key
+
+
+def test_inspect_reports_spectra_and_writes_plots(small_dataset, tmp_path, cli):
+    run_dir = train(config(small_dataset, tmp_path, epochs=1), progress=False)
+    result = cli("inspect", str(run_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["trainable_params"] == 331_776 and len(info["layers"]) == 36
+    assert all(0 < layer["effective_rank"] <= 8 + 1e-9 for layer in info["layers"].values())
+    for name in ("loss.png", "spectra.png"):
+        assert (run_dir / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("bad, needle", [
+    (["--adapter", "lorax"], "unknown adapter 'lorax'"),
+    (["--adapter", "lora", "-l", "xx"], "unknown language 'xx'"),
+    (["--adapter", "lora", "--rank", "0"], "rank"),
+    (["--adapter", "eigenlorax"], "--sources"),
+    (["--adapter", "lora", "--resume", "--run-id", "nothing-here"], "nothing to resume"),
+])
+def test_bad_train_options_exit_2_with_one_line(small_dataset, tmp_path, cli, bad, needle):
+    result = cli("train", "--dataset", str(small_dataset.path), "--out", str(tmp_path), "--max-pairs", "8",
+                 "--epochs", "1", "--quiet", *bad)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("Loading")]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_no_dataset_says_which_command_to_run(tmp_path, cli):
+    result = cli("train", "--adapter", "lora", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path))
+    assert result.returncode == 2 and "elsst-bench prepare" in result.stderr
