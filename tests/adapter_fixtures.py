@@ -3,6 +3,7 @@ process), a few texts, encoding and a real training step (MultipleNegativesRanki
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 
@@ -59,6 +60,22 @@ class TinyEncoder(nn.Module):
 def tiny_encoder(seed: int = 0, **kwargs) -> TinyEncoder:
     torch.manual_seed(seed)
     return TinyEncoder(**kwargs)
+
+
+@contextlib.contextmanager
+def one_intra_op_thread():
+    """Run a test module on one torch thread, then restore the setting.
+
+    These tests are dominated by small ops and LAPACK calls; on a 2-core machine shared with other jobs a
+    2-thread OpenMP team waits on descheduled threads at every barrier (measured: the adapter suite took
+    6m49s on 2 threads and 62 s on 1 under the same load). Results do not depend on the thread count.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 _DEFAULT = {}

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapter_fixtures import max_diff, tiny_encoder
+from adapter_fixtures import max_diff, one_intra_op_thread, tiny_encoder
 from elsst_bench.adapters import (
     adapted_layers,
     adapter_config,
@@ -27,6 +27,12 @@ from elsst_bench.adapters import (
 )
 from elsst_bench.adapters.smoa import spectral_groups
 from elsst_bench.errors import AdapterError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_intra_op_thread():
+        yield
 
 
 def single_linear(d_in: int, d_out: int, seed: int = 0) -> nn.Sequential:

@@ -9,7 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from adapter_fixtures import default_model, encode, features, fresh_default, max_diff, train_steps
+from adapter_fixtures import (
+    default_model,
+    encode,
+    features,
+    fresh_default,
+    max_diff,
+    one_intra_op_thread,
+    train_steps,
+)
 from elsst_bench.adapters import (
     adapted_layers,
     adapter_config,
@@ -29,6 +37,13 @@ from elsst_bench.adapters import (
     trainable_parameters,
 )
 from elsst_bench.errors import AdapterError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_intra_op_thread():
+        yield
+
 
 METHODS = ["lora", "orthogeolora", "gelora", "smoa", "eigenlorax", "pica", "dora", "pissa", "vera", "hra"]
 # PiSSA (W0 − sB0A0 + sB0A0) and HRA ((I − 2uuᵀ)² = I) are the identity only up to float32 rounding

@@ -31,11 +31,12 @@ What lives here:
 
 Why module wrapping rather than ``torch.nn.utils.parametrize`` (measured, not assumed): a parametrization
 recomputes W0 + ΔW at every forward and, worse, makes autograd form the full d_out×d_in weight gradient
-in the backward pass (one extra tokens×d_out×d_in matmul per layer, as in full fine-tuning). On
-all-MiniLM-L6-v2, 64 pairs, 2 CPU threads, a parametrized LoRA step took 1.34x the time of PEFT's LoRA,
-while the wrapped activation path x -> base(x) + s·(x Aᵀ)Bᵀ took 0.96x–1.01x (goal ≤ 1.05x). So low-rank
-methods wrap the linear (:class:`AdaptedLinear`) and keep the weight-space form (``delta_weight()``) for
-merging and diagnostics.
+in the backward pass (one extra tokens×d_out×d_in matmul per layer, as in full fine-tuning). With
+``benchmarks/adapters.py`` (all-MiniLM-L6-v2, 64 pairs, MNRL + AdamW, 2 CPU threads, 9 interleaved repeats)
+a parametrized LoRA step took 1.09x (median; 1.13x best-of-9) the time of PEFT's LoRA, the wrapped
+activation path x -> base(x) + s·(x Aᵀ)Bᵀ 0.93x (0.98x); the goal is ≤ 1.05x. So low-rank methods wrap the
+linear (:class:`AdaptedLinear`) and keep the weight-space form (``delta_weight()``) for merging and
+diagnostics; SMoA, whose ΔW is not factored in activation space, uses the weight path (see smoa.py).
 """
 
 from __future__ import annotations
