@@ -49,6 +49,7 @@ DEFAULT_LR = {
     "hra": 3e-3,
 }
 BASELINES = ("none", "full")
+SPECTRA_LOG = "spectra.jsonl"
 
 
 class NonFiniteLoss(BenchError):
@@ -80,6 +81,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     keep_checkpoints: bool = False
+    spectra_every: int | None = None  # log ΔW's singular values every N steps to spectra.jsonl (analysis aid)
     overwrite: bool = False  # replace an existing run directory of the same id
     fail_at_step: int | None = None  # testing aid: poison the loss with NaN at this step
 
@@ -184,6 +186,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     run_id = config.run_id or default_run_id(options)
     run_dir = Path(config.out) / run_id
 
+    if config.spectra_every is not None and (config.adapter in BASELINES or config.spectra_every < 1):
+        raise BenchError("--spectra-every needs an adapter (not none/full) and a number of steps >= 1")
     if config.overwrite and config.resume:
         raise BenchError("--overwrite and --resume contradict each other; pick one")
     if config.overwrite and run_dir.exists():
@@ -332,6 +336,13 @@ def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str
         model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator, callbacks=[log],
         adapter_name=config.adapter, fail_at_step=config.fail_at_step,
     )
+    if config.spectra_every:
+        trainer.add_callback(classes["SpectraLog"](model, run_dir / SPECTRA_LOG, config.spectra_every,
+                                                   resume=config.resume))
+    if not progress:  # quiet: the log goes to train_log.jsonl, not to the terminal
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     checkpoint = _latest_checkpoint(run_dir) if config.resume else None
     started = time.perf_counter()
     try:
@@ -472,4 +483,38 @@ def _build_classes() -> dict:
             self.rows.append(row)
             atomic.write_bytes(self.path, atomic.jsonl_bytes(self.rows))
 
-    return {"AdapterTrainer": AdapterTrainer, "DevEvaluator": DevEvaluator, "RunLog": RunLog}
+    class SpectraLog(TrainerCallback):
+        """Every ``every`` steps (and at step 0), the singular values and effective rank of each adapted layer's
+        ΔW, one JSON line per point in ``spectra.jsonl``: the trajectory behind the rank-collapse analysis.
+        Read-only on the model (no gradients, no random numbers), so a tracked run trains bit-identically."""
+
+        TOP = 16  # singular values kept per layer (ΔW of a rank-r adapter has at most r non-zero ones)
+
+        def __init__(self, model, path: Path, every: int, resume: bool = False):
+            self.model, self.path, self.every = model, path, every
+            self.rows: list[dict] = atomic.read_jsonl(path) if resume and path.exists() else []
+
+        def _record(self, state) -> None:
+            from .adapters import adapter_spectra
+
+            spectra = adapter_spectra(self.model)
+            ranks = [v["effective_rank"] for v in spectra.values()]
+            self.rows.append({
+                "step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
+                "mean_effective_rank": sum(ranks) / len(ranks),
+                "layers": {name: {"effective_rank": v["effective_rank"],
+                                  "singular_values": v["singular_values"][: self.TOP]} for name, v in spectra.items()},
+            })
+            atomic.write_bytes(self.path, atomic.jsonl_bytes(self.rows))
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.rows = [r for r in self.rows if r["step"] < state.global_step]
+            if not self.rows or self.rows[-1]["step"] != state.global_step:
+                self._record(state)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+                self._record(state)
+
+    return {"AdapterTrainer": AdapterTrainer, "DevEvaluator": DevEvaluator, "RunLog": RunLog,
+            "SpectraLog": SpectraLog}

@@ -349,7 +349,8 @@ def test_adapter_of_another_base_model(saved_lora, base):
     model = fresh_default()
     with torch.no_grad():
         inner_model(model).encoder.layer[3].attention.self.value.weight.mul_(1.001)
-    with pytest.raises(AdapterError, match="mismatched: it was trained on base model sentence-transformers/all-MiniLM-L6-v2"):
+    message = "mismatched: it was trained on base model sentence-transformers/all-MiniLM-L6-v2"
+    with pytest.raises(AdapterError, match=message):
         load_adapter(model, saved_lora)
     _assert_untouched(model, base)
 

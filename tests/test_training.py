@@ -176,3 +176,27 @@ def test_bad_train_options_exit_2_with_one_line(small_dataset, tmp_path, cli, ba
 def test_no_dataset_says_which_command_to_run(tmp_path, cli):
     result = cli("train", "--adapter", "lora", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path))
     assert result.returncode == 2 and "elsst-bench prepare" in result.stderr
+
+
+def test_spectra_log_records_the_trajectory_without_changing_training(small_dataset, tmp_path):
+    plain = train(config(small_dataset, tmp_path / "plain", epochs=1), progress=False)
+    tracked = train(config(small_dataset, tmp_path / "tracked", epochs=1, spectra_every=2), progress=False)
+    a, b = load_file(plain / "adapter" / "adapter.safetensors"), load_file(tracked / "adapter" / "adapter.safetensors")
+    assert all(bool((a[k] == b[k]).all()) for k in a)  # reading ΔW's spectrum does not perturb training
+    rows = [json.loads(line) for line in open(tracked / "spectra.jsonl")]
+    steps = runs.read_config(tracked)["steps"]
+    assert [r["step"] for r in rows] == sorted({0, *range(2, steps + 1, 2), steps})
+    assert rows[0]["mean_effective_rank"] == 0.0  # LoRA starts at ΔW = 0
+    last = rows[-1]["layers"]
+    assert len(last) == 36 and 1.0 < rows[-1]["mean_effective_rank"] <= 8.0
+    # An independent computation of the last point: exp(entropy) of σ/Σσ from the saved adapter's ΔW.
+    from elsst_bench.adapters import delta_weights
+
+    model, _ = runs.load_run(tracked)
+    name, delta = next(iter(delta_weights(model).items()))
+    s = np.linalg.svd(delta.double().numpy(), compute_uv=False)
+    p = s[s > 0] / s.sum()
+    assert abs(float(np.exp(-(p * np.log(p)).sum())) - last[name]["effective_rank"]) < 1e-6
+    assert np.allclose(s[:16], last[name]["singular_values"], atol=1e-9)
+    with pytest.raises(Exception, match="--spectra-every needs an adapter"):
+        train(config(small_dataset, tmp_path / "full", adapter="full", spectra_every=2), progress=False)

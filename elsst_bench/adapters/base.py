@@ -609,7 +609,8 @@ def _apply(model, name, rank, *, target_modules, budget, base_model, options, re
     root = inner_model(model)
     if getattr(root, STATE_ATTR, None) is not None:
         raise AdapterError(
-            f"the model already has a '{getattr(root, STATE_ATTR).method}' adapter; merge it or load a fresh model first"
+            f"the model already has a '{getattr(root, STATE_ATTR).method}' adapter; "
+            "merge it or load a fresh model first"
         )
     rank = positive_int(rank, "rank")
     if target_modules is None and restore is None:
@@ -865,7 +866,9 @@ def _copy_tensors(state: "AdapterState", tensors: dict[str, torch.Tensor], path:
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
         what = f"missing tensor {missing[0]}" if missing else f"unexpected tensor {unexpected[0]}"
-        raise AdapterError(f"adapter file {path} is mismatched ({what}; {len(missing)} missing, {len(unexpected)} unexpected)")
+        raise AdapterError(
+            f"adapter file {path} is mismatched ({what}; {len(missing)} missing, {len(unexpected)} unexpected)"
+        )
     for key, target in expected.items():
         if tuple(tensors[key].shape) != tuple(target.shape):
             raise AdapterError(

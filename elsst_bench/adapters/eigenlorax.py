@@ -111,7 +111,8 @@ class EigenLoRAx(NativeMethod):
     name = "eigenlorax"
     formula = "2·K'·r, K' = k + k_gs"
     knob = "K' (k_gs)"
-    summary = "coefficients on the principal subspace of saved LoRA adapters (+ k_gs random directions) (arXiv 2502.04700)"
+    summary = ("coefficients on the principal subspace of saved LoRA adapters (+ k_gs random directions) "
+               "(arXiv 2502.04700)")
     defaults = {"alpha": None, "k": None, "k_gs": 0, "seed": 0}
     inputs = frozenset({"sources"})
     config_fields = ("sources",)
@@ -128,7 +129,9 @@ class EigenLoRAx(NativeMethod):
 
     def prepare(self, model, targets, inputs, options):
         if "sources" not in inputs:
-            raise AdapterError("eigenlorax needs sources=[dir, dir, ...]: at least 2 saved LoRA adapters of this base model")
+            raise AdapterError(
+                "eigenlorax needs sources=[dir, dir, ...]: at least 2 saved LoRA adapters of this base model"
+            )
         paths = _source_list(inputs["sources"])
         fingerprint = base_fingerprint(targets)
         loaded = []
@@ -136,13 +139,16 @@ class EigenLoRAx(NativeMethod):
             config = read_adapter_config(path)
             if config["method"] not in SOURCE_METHODS:
                 raise AdapterError(
-                    f"source {path} is a '{config['method']}' adapter; eigenlorax recycles {' or '.join(SOURCE_METHODS)} adapters"
+                    f"source {path} is a '{config['method']}' adapter; "
+                    f"eigenlorax recycles {' or '.join(SOURCE_METHODS)} adapters"
                 )
             if sorted(config["target_modules"]) != sorted(targets):
                 raise AdapterError(f"source {path} adapts other modules than the ones eigenlorax targets")
             if config["base_fingerprint"] != fingerprint:
                 name = (config.get("base_model") or {}).get("name", "another model")
-                raise AdapterError(f"source {path} was trained on another base model ({name}); its weights differ from this model's")
+                raise AdapterError(
+                    f"source {path} was trained on another base model ({name}); its weights differ from this model's"
+                )
             tensors = read_adapter_tensors(path)
             factors = {}
             for name in targets:
@@ -166,13 +172,16 @@ class EigenLoRAx(NativeMethod):
             resolved["k"] = DEFAULT_K
         resolved["k"] = positive_int(resolved["k"], "option k of adapter 'eigenlorax'")
         if isinstance(resolved["k_gs"], bool) or not isinstance(resolved["k_gs"], int) or resolved["k_gs"] < 0:
-            raise AdapterError(f"option k_gs of adapter 'eigenlorax' must be an integer ≥ 0, got {resolved['k_gs']!r}")
+            raise AdapterError(
+                f"option k_gs of adapter 'eigenlorax' must be an integer ≥ 0, got {resolved['k_gs']!r}"
+            )
         if isinstance(resolved["seed"], bool) or not isinstance(resolved["seed"], int):
             raise AdapterError(f"option seed of adapter 'eigenlorax' must be an integer, got {resolved['seed']!r}")
         smallest = min(min(s) for s in shapes.values())
         if resolved["k"] + resolved["k_gs"] > smallest:
             raise AdapterError(
-                f"eigenlorax basis size k + k_gs = {resolved['k'] + resolved['k_gs']} exceeds min(d_in, d_out) = {smallest}"
+                f"eigenlorax basis size k + k_gs = {resolved['k'] + resolved['k_gs']} exceeds "
+                f"min(d_in, d_out) = {smallest}"
             )
         return resolved
 

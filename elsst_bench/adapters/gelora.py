@@ -192,7 +192,8 @@ class GeLoRA(NativeMethod):
                 raise AdapterError("gelora layer_ranks must map block indices to positive integers") from None
             if set(ranks) != set(blocks):
                 raise AdapterError(
-                    f"gelora layer_ranks name blocks {sorted(ranks)} but the target modules lie in blocks {sorted(blocks)}"
+                    f"gelora layer_ranks name blocks {sorted(ranks)} but the target modules lie in "
+                    f"blocks {sorted(blocks)}"
                 )
             for b, r in ranks.items():
                 if r > caps[b]:
@@ -208,7 +209,9 @@ class GeLoRA(NativeMethod):
         if states is None:
             if "texts" not in ctx.inputs:
                 raise AdapterError("gelora needs sample texts: apply_adapter(model, 'gelora', texts=[...])")
-            states = collect_hidden_states(ctx.model, ctx.inputs["texts"], ctx.options["max_tokens"], ctx.options["seed"])
+            states = collect_hidden_states(
+                ctx.model, ctx.inputs["texts"], ctx.options["max_tokens"], ctx.options["seed"]
+            )
         states = [torch.as_tensor(s) for s in states]
         if len(states) < max(blocks) + 2:
             raise AdapterError(

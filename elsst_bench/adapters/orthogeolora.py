@@ -47,8 +47,9 @@ class FrameCache:
     Dozens of tiny QR calls (72 on all-MiniLM-L6-v2) cost far more in per-call overhead than in arithmetic
     (on a busy 2-core CPU each LAPACK call can wait milliseconds for its thread team; on a GPU each is a
     kernel launch and a sync), so the pre-hook stacks all raw factors (Û and V̂ alike) of equal shape and runs
-    one batched QR per shape (two on MiniLM: 384×r and 1536×r); the post-hook drops the cache. A layer uses a cached frame only if its parameters were not
-    modified since (``_version``), and computes its own otherwise (direct calls, gradient checkpointing).
+    one batched QR per shape (two on MiniLM: 384×r and 1536×r); the post-hook drops the cache. A layer uses a
+    cached frame only if its parameters were not modified since (``_version``) and computes its own otherwise
+    (direct calls, gradient checkpointing).
     """
 
     def __init__(self, layers: list["OrthoGeoLoRALinear"]):

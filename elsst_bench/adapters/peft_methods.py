@@ -342,7 +342,9 @@ class HRA(PeftMethod):
 
     def check_rank_options(self, rank, options):
         if rank % 2:
-            raise AdapterError(f"hra needs an even rank (its identity initialisation pairs the reflections), got {rank}")
+            raise AdapterError(
+                f"hra needs an even rank (its identity initialisation pairs the reflections), got {rank}"
+            )
 
     def tuner_cls(self):
         from peft import HRAModel

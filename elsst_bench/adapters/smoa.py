@@ -119,7 +119,9 @@ class SMoA(NativeMethod):
 
     def check_rank_options(self, rank, options):
         if rank < options.get("k", 2):
-            raise AdapterError(f"smoa needs rank ≥ k (one rank per spectral group); got rank {rank} and k {options.get('k')}")
+            raise AdapterError(
+                f"smoa needs rank ≥ k (one rank per spectral group); got rank {rank} and k {options.get('k')}"
+            )
 
     def count(self, shapes, rank, options):
         return sum(rank * (d_out + d_in) for d_out, d_in in shapes.values())

@@ -27,6 +27,7 @@ from . import adapters  # noqa: E402,F401
 from . import evaluate  # noqa: E402,F401
 from . import train  # noqa: E402,F401
 from . import leaderboard  # noqa: E402,F401
+from . import sweep  # noqa: E402,F401
 
 
 def main() -> None:

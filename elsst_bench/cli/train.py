@@ -10,7 +10,7 @@ import typer
 
 from ..errors import BenchError
 from . import app
-from .common import print_json, print_table, split_list
+from .common import print_json, print_table, quiet_libraries, split_list
 
 
 def _parse_options(values: list[str] | None) -> dict:
@@ -50,6 +50,8 @@ def train(
     eval_languages: Optional[list[str]] = typer.Option(None, "--eval-languages", help="Evaluation languages (default: training ones)."),
     eval_tasks: Optional[list[str]] = typer.Option(None, "--eval-tasks", help="Evaluation tasks (default: all prepared)."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep Trainer checkpoints after completion."),
+    spectra_every: Optional[int] = typer.Option(None, "--spectra-every", help="Log ΔW's singular values and "
+                                                "effective rank every N steps to spectra.jsonl."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory of the same id."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's config and metrics as JSON."),
@@ -58,6 +60,8 @@ def train(
     from .. import runs
     from ..training import TrainConfig, train as run_training
 
+    if quiet:
+        quiet_libraries()
     source_dirs = [s for value in sources or [] for s in value.split(",") if s]
     config = TrainConfig(
         adapter=adapter, model=model, rank=rank, budget=budget, tasks=split_list(tasks),
@@ -65,7 +69,7 @@ def train(
         run_id=run_id, resume=resume, device=device, dataset=str(dataset) if dataset else None,
         options=_parse_options(option), sources=source_dirs, max_pairs=max_pairs,
         eval_languages=split_list(eval_languages), eval_tasks=split_list(eval_tasks),
-        keep_checkpoints=keep_checkpoints, overwrite=overwrite,
+        keep_checkpoints=keep_checkpoints, spectra_every=spectra_every, overwrite=overwrite,
     )
     run_dir = run_training(config, progress=not quiet)
     record = runs.read_config(run_dir)

@@ -91,11 +91,8 @@ def load_run_model(run_dir: str | Path, ds, device: str = "cpu") -> LoadedModel:
         loaded.identity = dict(config["model"], location=location)
         loaded.run_dir = run_dir
         return loaded
-    try:
-        from ..runs import load_run
-    except ImportError as err:
-        raise BenchError(f"cannot load run {run_dir}: the training layer (elsst_bench.runs) is not available "
-                         f"({err})") from err
+    from ..runs import load_run  # the one place that turns a run directory into a model
+
     model, info = load_run(run_dir, device=resolve_device(device))
     info = dict(info or {})
     if info.get("dataset_fingerprint") and info["dataset_fingerprint"] != ds.fingerprint:

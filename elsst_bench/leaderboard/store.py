@@ -78,9 +78,17 @@ def duplicate_of(entries: list[tuple[Path, dict]], entry: dict) -> Path | None:
     return next((path for path, other in entries if other["id"] == entry["id"]), None)
 
 
-def duplicate_error(path: Path) -> DataError:
-    return DataError(f"exact duplicate: {path} already holds these rankings for the same model, adapter and seed; "
-                     "nothing was changed")
+class DuplicateEntry(DataError):
+    """The board already holds this exact entry (``path``); nothing was changed."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"exact duplicate: {path} already holds these rankings for the same model, adapter and "
+                         "seed; nothing was changed")
+        self.path = Path(path)
+
+
+def duplicate_error(path: Path) -> DuplicateEntry:
+    return DuplicateEntry(path)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,40 @@
+"""``elsst-bench sweep CONFIG``: train, evaluate and submit a grid of runs (see :mod:`elsst_bench.sweep`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+from .common import print_table, quiet_libraries
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="Sweep file (TOML): out, leaderboard, [defaults], [[runs]] blocks."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the planned runs and their state; train nothing."),
+    no_submit: bool = typer.Option(False, "--no-submit", help="Train and evaluate only; leave the leaderboard alone."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (one line per run)."),
+) -> None:
+    """Run every planned run not yet complete (resuming interrupted ones), submit, re-render the leaderboard."""
+    from ..sweep import load_plan, run_sweep, state, submitted_entry
+
+    plan = load_plan(config)
+    if dry_run:
+        rows = []
+        for run in plan.runs:
+            on_board = "–"
+            if run.submit and plan.leaderboard is not None:
+                on_board = "yes" if submitted_entry(run, plan.leaderboard) else "no"
+            size = {"none": "–", "full": "all"}.get(run.config.adapter) or run.config.budget or f"r{run.config.rank}"
+            rows.append([run.id, run.config.adapter, size, run.config.seed, state(run), on_board])
+        print_table(["run", "adapter", "size", "seed", "state", "submitted"], rows)
+        todo = sum(state(r) != "complete" for r in plan.runs)
+        print(f"{len(plan.runs)} runs in {config}: {todo} to train, {len(plan.runs) - todo} complete")
+        return
+    if quiet:
+        quiet_libraries()
+    summary = run_sweep(plan, submit=not no_submit, progress=not quiet)
+    print(f"sweep {config}: {len(plan.runs)} runs; trained {len(summary.trained)}, resumed {len(summary.resumed)}, "
+          f"already complete {len(summary.skipped)}, submitted {len(summary.submitted)}; {summary.seconds:.1f} s")

@@ -1,0 +1,314 @@
+"""``elsst-bench sweep CONFIG``: a grid of ``train`` runs from a small TOML file, resumable and idempotent.
+
+A sweep file names where runs go, an optional leaderboard, defaults, and blocks of runs::
+
+    out = "results/runs"              # run directories: <out>/<id>
+    leaderboard = "leaderboards"      # submit each run of a block with submit = true, then re-render
+
+    [defaults]                        # any `train` option (TrainConfig field)
+    languages = ["en"]
+
+    [[runs]]
+    id = "{adapter}-s{seed}"          # formatted with the run's resolved options (lists joined by "+")
+    budget = "lora-r8"
+    matrix = { seed = [0, 1, 2], adapter = ["lora", "orthogeolora"] }   # cartesian product, outer key first
+    submit = true
+
+Each planned run is, in order: skipped if its directory is complete and was trained with the same options
+(different options are an error, never silently reused); resumed from its last checkpoint if it is
+incomplete; trained otherwise. A submitted run leaves ``submitted.json`` (the leaderboard entry it became)
+in its directory, so a second pass submits nothing twice and costs seconds. Paths are relative to the
+current directory, like every other command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from . import atomic, runs
+from .errors import BenchError
+from .training import TrainConfig
+
+SUBMITTED = "submitted.json"
+#: ``train`` options a sweep may set (TrainConfig fields minus the ones the sweep itself decides).
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                   if f.name not in ("out", "run_id", "resume", "overwrite", "fail_at_step"))
+BLOCK_KEYS = ("id", "matrix", "submit", "name")
+TOP_KEYS = ("out", "leaderboard", "defaults", "runs")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep: its directory, its ``train`` configuration, and whether it goes on the board."""
+
+    id: str
+    config: TrainConfig
+    submit: bool
+    name: str | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out) / self.id
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: Path
+    out: Path
+    leaderboard: Path | None
+    runs: tuple[PlannedRun, ...]
+
+
+def _field(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
+    return str(value)
+
+
+def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise BenchError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+
+
+def _run_id(template: str, values: dict, where: str) -> str:
+    fields = {k: _field(v) for k, v in values.items()}
+    try:
+        rid = template.format(**fields)
+    except KeyError as err:
+        raise BenchError(f"{where}: id {template!r} names {{{err.args[0]}}}, which this block does not set; "
+                         f"set it or use one of {', '.join(sorted(fields))}") from None
+    except (IndexError, ValueError) as err:
+        raise BenchError(f"{where}: id {template!r} is not a valid template ({err})") from None
+    parts = PurePosixPath(rid).parts
+    if not rid or rid.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in rid:
+        raise BenchError(f"{where}: id {rid!r} must be a relative path without '..'")
+    return rid
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Parse and expand a sweep file; every error names the file and the block."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"sweep file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise BenchError(f"sweep file {path} is not valid TOML ({err})") from None
+    _check_keys(doc, TOP_KEYS, str(path))
+    if not isinstance(doc.get("out"), str) or not doc["out"]:
+        raise BenchError(f"{path}: set out = \"DIR\", the directory that holds the sweep's run directories")
+    board = doc.get("leaderboard")
+    if board is not None and not isinstance(board, str):
+        raise BenchError(f"{path}: leaderboard must be a directory path")
+    defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise BenchError(f"{path}: [defaults] must be a table")
+    _check_keys(defaults, TRAIN_KEYS, f"{path} [defaults]")
+    blocks = doc.get("runs")
+    if not isinstance(blocks, list) or not blocks:
+        raise BenchError(f"{path}: no [[runs]] blocks")
+
+    planned: list[PlannedRun] = []
+    seen: dict[str, str] = {}
+    for i, block in enumerate(blocks, 1):
+        where = f"{path} [[runs]] #{i}"
+        _check_keys(block, BLOCK_KEYS + TRAIN_KEYS, where)
+        if not isinstance(block.get("id"), str):
+            raise BenchError(f"{where}: set id = \"...\", e.g. \"{{adapter}}-s{{seed}}\"")
+        matrix = block.get("matrix", {})
+        if not isinstance(matrix, dict):
+            raise BenchError(f"{where}: matrix must be a table of lists")
+        _check_keys(matrix, TRAIN_KEYS, f"{where} matrix")
+        for key, values in matrix.items():
+            if not isinstance(values, list) or not values:
+                raise BenchError(f"{where}: matrix.{key} must be a non-empty list")
+            if key in block:
+                raise BenchError(f"{where}: {key} is set both in the block and in its matrix")
+        fixed = {**defaults, **{k: v for k, v in block.items() if k in TRAIN_KEYS}}
+        for combo in itertools.product(*matrix.values()):
+            values = {**fixed, **dict(zip(matrix, combo))}
+            if "adapter" not in values:
+                raise BenchError(f"{where}: no adapter (set adapter = \"...\" or matrix.adapter)")
+            rid = _run_id(block["id"], values, where)
+            if rid in seen:
+                raise BenchError(f"{where}: run id {rid!r} is also produced by {seen[rid]}; ids must be unique")
+            seen[rid] = where
+            try:
+                config = TrainConfig(**values, out=doc["out"], run_id=rid)
+            except TypeError as err:
+                raise BenchError(f"{where}: {err}") from None
+            planned.append(PlannedRun(rid, config, bool(block.get("submit", False)), block.get("name")))
+    return Plan(path, Path(doc["out"]), Path(board) if board else None, tuple(planned))
+
+
+def state(run: PlannedRun) -> str:
+    """``complete``, ``partial`` (started, resumable) or ``todo``."""
+    if not (run.run_dir / runs.CONFIG).exists():
+        return "todo"
+    return "complete" if runs.is_complete(run.run_dir) else "partial"
+
+
+def submitted_entry(run: PlannedRun, leaderboard: Path) -> Path | None:
+    """The board entry this run became, if ``submitted.json`` says so and the entry is still on the board."""
+    try:
+        record = json.loads((run.run_dir / SUBMITTED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    entry = leaderboard / record.get("entry", "")
+    if record.get("leaderboard") != str(leaderboard) or not entry.is_file():
+        return None
+    try:
+        return entry if json.loads(entry.read_text(encoding="utf-8")).get("id") == record.get("id") else None
+    except ValueError:
+        return None
+
+
+class _Options:
+    """Resolved options of planned runs, for comparing with what a complete run was trained with."""
+
+    def __init__(self):
+        self._datasets: dict = {}
+        self._models: dict = {}
+
+    def __call__(self, config: TrainConfig) -> dict:
+        from .models import model_identity
+        from .paths import default_dataset_dir
+        from .tasks import open_prepared
+        from .training import resolved_options
+
+        ds_key = config.dataset or str(default_dataset_dir())
+        if ds_key not in self._datasets:
+            self._datasets[ds_key] = open_prepared(ds_key)
+        if config.model not in self._models:
+            self._models[config.model] = model_identity(config.model)
+        return resolved_options(config, self._datasets[ds_key], self._models[config.model])
+
+
+def _portable(options: dict) -> dict:
+    """Options without what differs between machines for the same model: where its files are installed."""
+    model = {k: v for k, v in (options.get("model") or {}).items() if k != "location"}
+    return {**options, "model": model}
+
+
+def check_complete(run: PlannedRun, options: Callable[[TrainConfig], dict]) -> None:
+    """A complete run is reused only if it was trained with exactly the planned options."""
+    recorded = _portable(runs.read_config(run.run_dir).get("options", {}))
+    wanted = _portable(options(run.config))
+    changed = sorted(k for k in set(wanted) | set(recorded) if wanted.get(k) != recorded.get(k))
+    if changed:
+        raise BenchError(f"run {run.run_dir} is complete but was trained with other options "
+                         f"({', '.join(changed)}); delete it or give its block another id")
+
+
+@dataclass
+class Summary:
+    trained: list[str] = dataclasses.field(default_factory=list)
+    resumed: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    submitted: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_sweep(plan: Plan, *, submit: bool = True, progress: bool = True,
+              echo: Callable[[str], None] = print) -> Summary:
+    """Bring every planned run to complete (and submitted), in file order; then re-render the board."""
+    started = time.perf_counter()
+    summary = Summary()
+    options = _Options()
+    board = plan.leaderboard if submit else None
+    if board is not None:
+        from .leaderboard import read_benchmark
+
+        read_benchmark(board)  # a missing or broken board is an error before any training
+    n = len(plan.runs)
+    for i, run in enumerate(plan.runs, 1):
+        where = f"[{i}/{n}] {run.id}"
+        status = state(run)
+        if status == "complete":
+            check_complete(run, options)
+            summary.skipped.append(run.id)
+        else:
+            echo(f"{where}: {'resuming' if status == 'partial' else 'training'} {run.config.adapter}")
+            t0 = time.perf_counter()
+            train_isolated(dataclasses.replace(run.config, resume=status == "partial"), progress=progress)
+            (summary.resumed if status == "partial" else summary.trained).append(run.id)
+            record = runs.read_config(run.run_dir)
+            echo(f"{where}: complete in {time.perf_counter() - t0:.0f} s, test main score "
+                 f"{record.get('test_main_score', float('nan')):.4f}")
+        if board is not None and run.submit and submitted_entry(run, board) is None:
+            _submit(run, board)
+            summary.submitted.append(run.id)
+            echo(f"{where}: submitted to {board}")
+    if board is not None:
+        from .leaderboard import read_benchmark
+        from .leaderboard.store import rerender
+
+        rerender(board, read_benchmark(board))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _train_child(config: TrainConfig, progress: bool, errors) -> None:
+    from .training import train
+
+    if not progress:
+        from .cli.common import quiet_libraries
+
+        quiet_libraries()
+    try:
+        train(config, progress=progress)
+    except BenchError as err:
+        errors.put(str(err))
+        raise SystemExit(2) from None
+
+
+def train_isolated(config: TrainConfig, progress: bool = True) -> None:
+    """``train(config)`` in a fresh (spawned) process: each run's peak memory (``ru_maxrss``) is its own, not the
+    sweep's running maximum, and no state (threads, caches, allocator) carries from one run to the next. A
+    :class:`BenchError` in the child is raised here with its message; Ctrl-C stops the child and the sweep."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    child = ctx.Process(target=_train_child, args=(config, progress, errors), name=f"train {config.run_id}")
+    child.start()
+    try:
+        child.join()
+    except KeyboardInterrupt:
+        child.terminate()
+        child.join()
+        raise
+    if child.exitcode != 0:
+        import queue
+
+        try:
+            message = errors.get(timeout=5)
+        except queue.Empty:
+            message = None
+        raise BenchError(message or f"training {config.run_id} failed (exit status {child.exitcode}); "
+                         "run the sweep again to resume it, or see the traceback above")
+
+
+def _submit(run: PlannedRun, board: Path) -> None:
+    from .leaderboard import submit
+    from .leaderboard.store import DuplicateEntry
+
+    try:
+        result = submit(run.run_dir, board, name=run.name, dataset=run.config.dataset)
+        path, eid = result.path, result.entry["id"]
+    except DuplicateEntry as dup:  # submitted before, but interrupted before submitted.json was written
+        path = dup.path
+        eid = json.loads(path.read_text(encoding="utf-8"))["id"]
+    atomic.write_json(run.run_dir / SUBMITTED, {
+        "leaderboard": str(board),
+        "entry": path.resolve().relative_to(board.resolve()).as_posix(),
+        "id": eid,
+    })

@@ -1,0 +1,165 @@
+"""`elsst-bench sweep`: the plan a TOML file expands to, bad files, and a real (tiny) sweep end to end:
+trained, evaluated, submitted, re-rendered; a second pass does nothing; an interrupted run is resumed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from leaderboard_fixtures import new_board, snapshot
+
+from elsst_bench import runs
+from elsst_bench.errors import BenchError
+from elsst_bench.leaderboard import verify
+from elsst_bench.sweep import SUBMITTED, load_plan, run_sweep
+from elsst_bench.training import NonFiniteLoss, TrainConfig, train
+
+TINY = 'epochs = 1\nbatch_size = 8\nmax_pairs = 16\nlanguages = ["en"]\neval_tasks = ["broader"]\n'
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def sweep_file(tmp_path: Path, dataset: Path, board: Path | None, blocks: str) -> Path:
+    head = f'out = "{tmp_path / "runs"}"\n' + (f'leaderboard = "{board}"\n' if board else "")
+    return write(tmp_path / "sweep.toml", f'{head}\n[defaults]\ndataset = "{dataset}"\n{TINY}\n{blocks}')
+
+
+def test_plan_expands_the_matrix_in_order(tmp_path):
+    path = write(tmp_path / "s.toml", """
+out = "grid"
+[defaults]
+languages = ["en"]
+[[runs]]
+id = "none"
+adapter = "none"
+submit = true
+[[runs]]
+id = "{adapter}-{budget}-s{seed}"
+budget = "lora-r8"
+matrix = { seed = [0, 1], adapter = ["lora", "pica"] }
+[[runs]]
+id = "src/{adapter}-{tasks}-{languages}"
+adapter = "lora"
+tasks = ["synonym", "definition"]
+languages = ["en", "de"]
+""")
+    plan = load_plan(path)
+    assert [r.id for r in plan.runs] == ["none", "lora-lora-r8-s0", "pica-lora-r8-s0", "lora-lora-r8-s1",
+                                         "pica-lora-r8-s1", "src/lora-synonym+definition-en+de"]
+    assert [r.submit for r in plan.runs] == [True, False, False, False, False, False]
+    second = plan.runs[2].config
+    assert (second.adapter, second.seed, second.budget, second.languages, second.out, second.run_id) == (
+        "pica", 0, "lora-r8", ["en"], "grid", "pica-lora-r8-s0")
+    assert plan.runs[-1].run_dir == Path("grid/src/lora-synonym+definition-en+de")
+    assert plan.leaderboard is None
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nlearning_rate = 1\n', "unknown key 'learning_rate'"),
+    ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nmatrix = { seed = 3 }\n', "matrix.seed must be a non-empty"),
+    ('out = "x"\n[[runs]]\nid = "a"\nmatrix = { seed = [0, 1], adapter = ["lora"] }\n', "also produced by"),
+    ('out = "x"\n[[runs]]\nid = "{adapter}-{rnak}"\nadapter = "lora"\n', "names {rnak}"),
+    ('out = "x"\n[[runs]]\nid = "../{adapter}"\nadapter = "lora"\n', "without '..'"),
+    ('out = "x"\n[[runs]]\nid = "a"\n', "no adapter"),
+    ('[[runs]]\nid = "a"\nadapter = "lora"\n', "set out ="),
+    ('out = "x"\n', "no [[runs]] blocks"),
+    ('out = "x"\n[[runs]\n', "not valid TOML"),
+])
+def test_bad_sweep_files_are_refused_with_one_line(tmp_path, text, fragment):
+    with pytest.raises(BenchError) as info:
+        load_plan(write(tmp_path / "s.toml", text))
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_sweep_file_on_the_command_line(tmp_path, cli):
+    result = cli("sweep", str(write(tmp_path / "s.toml", 'out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nlr = 1\nfoo = 2\n')))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "unknown key 'foo'" in result.stderr
+    assert not (tmp_path / "x").exists()
+    missing = cli("sweep", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_sweep_trains_submits_renders_and_a_second_pass_does_nothing(small_dataset, tmp_path, cli):
+    board = new_board(tmp_path, small_dataset)
+    before = snapshot(board)
+    path = sweep_file(tmp_path, small_dataset.path, board, """
+[[runs]]
+id = "none-s0"
+adapter = "none"
+submit = true
+[[runs]]
+id = "{adapter}-s{seed}"
+matrix = { adapter = ["lora"], seed = [0, 1] }
+submit = true
+[[runs]]
+id = "src/lora"
+adapter = "lora"
+tasks = ["synonym"]
+""")
+    first = cli("sweep", str(path), "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert "trained 4, resumed 0, already complete 0, submitted 3" in first.stdout
+    run_dirs = [tmp_path / "runs" / rid for rid in ("none-s0", "lora-s0", "lora-s1", "src/lora")]
+    assert all(runs.is_complete(d) for d in run_dirs)
+    assert not (tmp_path / "runs" / "src" / "lora" / SUBMITTED).exists()  # submit = false
+    entries = sorted((board / "entries").glob("*.json"))
+    assert len(entries) == 3
+    assert sorted((e["adapter"], e["seed"]) for e in map(json.loads, (p.read_text() for p in entries))) == [
+        ("lora", 0), ("lora", 1), ("none", 0)]
+    for d in run_dirs[:3]:
+        record = json.loads((d / SUBMITTED).read_text())
+        assert (board / record["entry"]).is_file()
+    board_files = snapshot(board)
+    assert board_files != before and b"lora" in board_files["README.md"]
+    assert "3 entries" in verify(board, small_dataset.path)
+
+    configs = {d: (d / runs.CONFIG).stat().st_mtime_ns for d in run_dirs}
+    second = cli("sweep", str(path), "--quiet")
+    assert second.returncode == 0, second.stderr
+    assert "trained 0, resumed 0, already complete 4, submitted 0" in second.stdout
+    assert {d: (d / runs.CONFIG).stat().st_mtime_ns for d in run_dirs} == configs
+    assert snapshot(board) == board_files
+
+    dry = cli("sweep", str(path), "--dry-run")
+    assert dry.returncode == 0 and "0 to train, 4 complete" in dry.stdout
+
+    # The same ids with another learning rate: refused, nothing retrained, board untouched.
+    write(path, path.read_text().replace('id = "{adapter}-s{seed}"', 'id = "{adapter}-s{seed}"\nlr = 0.01'))
+    changed = cli("sweep", str(path), "--quiet")
+    assert changed.returncode == 2 and "trained with other options (lr)" in changed.stderr
+    assert snapshot(board) == board_files
+
+
+def test_sweep_resumes_an_interrupted_run(small_dataset, tmp_path):
+    path = sweep_file(tmp_path, small_dataset.path, None, """
+[[runs]]
+id = "lora-s0"
+adapter = "lora"
+epochs = 2
+""")
+    planned = load_plan(path).runs[0]
+    probe = train(TrainConfig(**{**planned.config.__dict__, "run_id": "probe", "epochs": 1}), progress=False)
+    steps_per_epoch = runs.read_config(probe)["steps"]
+    with pytest.raises(NonFiniteLoss):  # stops in epoch 2, after epoch 1's checkpoint was written
+        train(TrainConfig(**{**planned.config.__dict__, "fail_at_step": steps_per_epoch + 1}), progress=False)
+    assert runs.read_config(planned.run_dir)["status"] == "running"
+
+    lines: list[str] = []
+    summary = run_sweep(load_plan(path), progress=False, echo=lines.append)
+    assert summary.resumed == ["lora-s0"] and summary.trained == [] and summary.submitted == []
+    record = runs.read_config(planned.run_dir)
+    assert record["status"] == "complete" and record["resumed_from"] == f"checkpoint-{steps_per_epoch}"
+    assert any("resuming lora" in line for line in lines)
+
+
+def test_a_failing_run_stops_the_sweep_with_its_own_message(small_dataset, tmp_path, cli):
+    path = sweep_file(tmp_path, small_dataset.path, None, '[[runs]]\nid = "e"\nadapter = "eigenlorax"\n')
+    result = cli("sweep", str(path), "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "eigenlorax needs --sources" in result.stderr
