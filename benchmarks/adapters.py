@@ -18,9 +18,11 @@ Encoding: the base model and a merged LoRA model encode the same texts, interlea
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = torch.zeros(args.pairs)
 
     tmp = tempfile.mkdtemp(prefix="elsst-bench-sources-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     sources = []
     for i in range(2):  # two random "trained" LoRA adapters as EigenLoRAx sources
         model = copy.deepcopy(base)

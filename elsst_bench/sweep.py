@@ -260,7 +260,7 @@ def _train_child(config: TrainConfig, progress: bool, errors) -> None:
     from .training import train
 
     if not progress:
-        from .cli.common import quiet_libraries
+        from .progress import quiet_libraries
 
         quiet_libraries()
     try:

@@ -34,7 +34,7 @@ from .errors import BenchError
 
 #: Default learning rate per method. LoRA and OrthoGeoLoRA from the measurements in METHODS.md (English
 #: `broader`, all-MiniLM-L6-v2: LoRA best around 1e-3–3e-3, OrthoGeoLoRA needs 1e-2 because σ starts at 0 and
-#: carries the whole magnitude). Others: the rate of the closest relative; the sweep tunes all of them on dev.
+#: carries the whole magnitude). Others: the rate of the closest relative; none is tuned per method on dev.
 DEFAULT_LR = {
     "full": 2e-5,
     "lora": 3e-3,

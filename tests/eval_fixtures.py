@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,9 @@ def prepared_en_path() -> Path:
     """ELSST R5, English only, all tasks, prepared once per test process into a temporary directory."""
     from elsst_bench.tasks import prepare
 
-    out = Path(tempfile.mkdtemp(prefix="elsst-eval-")) / "elsst-r5-en"
+    tmp = tempfile.mkdtemp(prefix="elsst-eval-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    out = Path(tmp) / "elsst-r5-en"
     path, _ = prepare(RELEASE, out=out, languages=["en"])
     return path
 

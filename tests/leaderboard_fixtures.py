@@ -8,6 +8,7 @@ training-run ``config.json``. No model is trained.
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import hashlib
 import json
@@ -35,7 +36,9 @@ def evaluated_run(dataset_path: str) -> Path:
     from elsst_bench.tasks import open_prepared
 
     ds = open_prepared(dataset_path)
-    run = Path(tempfile.mkdtemp(prefix="elsst-lb-")) / "zeroshot-all-minilm-l6-v2"
+    tmp = tempfile.mkdtemp(prefix="elsst-lb-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    run = Path(tmp) / "zeroshot-all-minilm-l6-v2"
     identity = model_identity(None)
     evaluate_model(load_sentence_transformer(None), ds, split="test", out_dir=run, identity=identity)
     (run / "config.json").write_text(json.dumps({

@@ -120,3 +120,4 @@ def test_committed_runs_are_complete_on_the_board_and_trained_with_their_declare
     planned = {r.run_dir.name for r in plan.runs}
     assert {p.parent.name for p in RUNS.glob("*/config.json")} <= planned  # nothing outside the plan
     assert committed >= 6 and all((RUNS / f"{m}-s{s}").exists() for m in ("lora", "orthogeolora") for s in (0, 1, 2))
+

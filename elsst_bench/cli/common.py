@@ -39,15 +39,3 @@ def _fmt(value) -> str:
 
 def print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True))
-
-
-def quiet_libraries() -> None:
-    """``--quiet``: no progress bars from transformers/huggingface_hub either (weight loading, model cards)."""
-    import os
-
-    os.environ["TQDM_DISABLE"] = "1"  # tqdm bars opened directly by libraries (sentence-transformers' model card)
-    from huggingface_hub.utils import disable_progress_bars
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    disable_progress_bars()

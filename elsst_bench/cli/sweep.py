@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from . import app
-from .common import print_table, quiet_libraries
+from ..progress import quiet_libraries
+from .common import print_table
 
 
 @app.command()

@@ -10,7 +10,8 @@ import typer
 
 from ..errors import BenchError
 from . import app
-from .common import print_json, print_table, quiet_libraries, split_list
+from ..progress import quiet_libraries
+from .common import print_json, print_table, split_list
 
 
 def _parse_options(values: list[str] | None) -> dict:
