@@ -121,3 +121,28 @@ def test_committed_runs_are_complete_on_the_board_and_trained_with_their_declare
     assert {p.parent.name for p in RUNS.glob("*/config.json")} <= planned  # nothing outside the plan
     assert committed >= 6 and all((RUNS / f"{m}-s{s}").exists() for m in ("lora", "orthogeolora") for s in (0, 1, 2))
 
+
+
+TUNING = sorted((RUNS / "tuning").glob("*/metrics.json"))
+
+
+@pytest.mark.skipif(not TUNING, reason="no learning-rate check runs")
+def test_tuning_table_marks_the_best_dev_point_of_each_method():
+    """Each row of RESULTS.md's learning-rate table against the run's config.json and metrics.json, and ★ on the
+    row with the highest dev score of its method."""
+    section = RESULTS.read_text(encoding="utf-8").split("## Learning-rate check", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| `")]
+    assert len(rows) == len(TUNING) + len({json.loads((m.parent / "config.json").read_text())["adapter"]
+                                           for m in TUNING})  # every tuning run, plus each method's grid run
+    best: dict[str, tuple[float, str]] = {}
+    for method, run, _setting, lr, params, dev, broader, _macro in rows:
+        method = method.split("`")[1]
+        config = json.loads((RUNS / run.strip("`") / "config.json").read_text())
+        assert config["adapter"] == method and float(lr) == pytest.approx(config["options"]["lr"])
+        assert params == f"{config['trainable_params']:,}" and dev == f"{config['best_dev_score']:.4f}"
+        assert broader == f"{_metrics(RUNS / run.strip('`'))['broader']['en']['ndcg@10_graded']:.4f}"
+        if config["best_dev_score"] > best.get(method, (-1.0, ""))[0]:
+            best[method] = (config["best_dev_score"], run)
+    stars = [(r[0].split("`")[1], r[1]) for r in rows if r[0].endswith("★")]
+    assert sorted(stars) == sorted((m, run) for m, (_, run) in best.items())  # one star per method, on its best
