@@ -15,6 +15,7 @@ Statistics:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -95,8 +96,10 @@ def holm(pvalues: dict[str, float], alpha: float = ALPHA) -> dict[str, bool]:
     return rejected
 
 
+@functools.cache
 def per_query_scores(run: Path) -> dict[str, dict[str, float]]:
-    """``{task: {qid: graded nDCG@10}}`` re-scored from the run's leaderboard entry (its stored top 10)."""
+    """``{task: {qid: graded nDCG@10}}`` re-scored from the run's leaderboard entry (its stored top 10).
+    Cached: the tables ask for each run once per task, and decoding an entry is the slow part of the report."""
     from elsst_bench.evaluation.metrics import score_rankings
     from elsst_bench.evaluation.rankings import Rankings
     from elsst_bench.leaderboard import benchmark_dataset, read_benchmark
@@ -267,16 +270,16 @@ def seed0_ranks(grid: dict[str, list[Path]]) -> tuple[str, dict]:
 def tuning_points(grid: dict[str, list[Path]], root: Path = RUNS) -> dict[str, list[Path]]:
     """``{method: [seed-0 runs]}`` of the learning-rate check: the grid's seed-0 run (the default rate) and the
     complete runs under ``tuning/`` of the same method, in :data:`METHODS` order."""
-    found: dict[str, list[Path]] = {}
+    found: dict[str, list[tuple[Path, dict]]] = {}
     for config in sorted((root / "tuning").glob("*/config.json")):
         if complete(config.parent):
-            found.setdefault(read_json(config)["adapter"], []).append(config.parent)
+            cfg = read_json(config)
+            found.setdefault(cfg["adapter"], []).append((config.parent, cfg))
     out = {}
     for method in (m for m in METHODS if m in found):
         default = [r for r in grid.get(method, []) if r.name.endswith("-s0")]
-        points = sorted(found[method], key=lambda r: (str(read_json(r / "config.json")["options"]["options"]),
-                                                      read_json(r / "config.json")["options"]["lr"]))
-        out[method] = default + points
+        points = sorted(found[method], key=lambda rc: (str(rc[1]["options"]["options"]), rc[1]["options"]["lr"]))
+        out[method] = default + [run for run, _ in points]
     return out
 
 
@@ -309,9 +312,9 @@ def tuned_comparison(picked: dict[str, Path]) -> str:
         return ""
     cells = []
     for task in TASKS:
-        control, treatment = (per_query_scores(picked[m])[task] for m in ("lora", "orthogeolora"))
-        qids = sorted(control)
-        c, t = (np.array([s[q] for q in qids]) for s in (control, treatment))
+        qids, c = seed_averaged([picked["lora"]], task)
+        q2, t = seed_averaged([picked["orthogeolora"]], task)
+        assert q2 == qids, f"{task}: the two picks have different queries"
         cells.append(f"`{task}` {t.mean() - c.mean():+.4f} (p={fmt_p(fisher(c, t))})")
     lrs = {m: read_json(picked[m] / "config.json")["options"]["lr"] for m in ("lora", "orthogeolora")}
     return (f"Dev-picked OrthoGeoLoRA (lr {lrs['orthogeolora']:g}) minus dev-picked LoRA (lr {lrs['lora']:g}), "

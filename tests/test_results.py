@@ -122,7 +122,6 @@ def test_committed_runs_are_complete_on_the_board_and_trained_with_their_declare
     assert committed >= 6 and all((RUNS / f"{m}-s{s}").exists() for m in ("lora", "orthogeolora") for s in (0, 1, 2))
 
 
-
 TUNING = sorted((RUNS / "tuning").glob("*/metrics.json"))
 
 
