@@ -11,7 +11,7 @@ are timed interleaved, ``--repeats`` rounds with a rotating order; the table giv
 time with their ratios to PEFT's LoRA (r=8, α=16, the same target modules). The best-of-N ratio is the
 steadier figure on a machine shared with other jobs (interference only ever adds time).
 ``lora-parametrize`` is LoRA written as a ``torch.nn.utils.parametrize`` parametrization of the weight
-(W0 + sBA recomputed per forward): the design we measured and rejected (see adapters/base.py).
+(W0 + sBA recomputed per forward): the design we measured and rejected (see adapters/layers.py).
 Encoding: the base model and a merged LoRA model encode the same texts, interleaved; goal merged ≤ 1.02x.
 """
 
@@ -98,11 +98,7 @@ def make_variant(base, name: str, texts: list[str], sources: list[str], budget: 
             parametrize.register_parametrization(linear, "weight", parametrization)
             params += [parametrization.A, parametrization.B]
     else:
-        options = {}
-        if name == "gelora":
-            options["texts"] = texts
-        if name == "eigenlorax":
-            options["sources"] = sources
+        options = adapters.method_info(name).training_inputs(texts, sources)  # what training hands each method
         if budget:
             adapters.apply_adapter(model, name, budget=budget, **options)
         else:

@@ -35,7 +35,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 
 from elsst_bench import paths  # noqa: E402
-from elsst_bench.evaluation import BINARY_METRICS, Rankings, evaluate_model, score_rankings, warm_up  # noqa: E402
+from elsst_bench.evaluation import (BINARY_METRICS, EvaluationOptions, Rankings, evaluate_model,  # noqa: E402
+                                    score_rankings, warm_up)
 from elsst_bench.evaluation.rankings import RANK_BASE  # noqa: E402
 from elsst_bench.tasks import open_prepared  # noqa: E402
 
@@ -79,10 +80,11 @@ def peer_evaluate(model, ds, batch_size: int) -> tuple[float, dict]:
 def ours_evaluate(model, ds, batch_size: int, cache_dir=None) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = evaluate_model(model, ds, split="test", tasks=list(TASKS), languages=["en"], out_dir=out,
-                                identity={"name": "bench", "sha256": "0" * 64}, cache_dir=cache_dir,
-                                batch_size=batch_size)
-        return time.perf_counter() - start, result
+        result = evaluate_model(model, ds, split="test", tasks=list(TASKS), languages=["en"],
+                                identity={"name": "bench", "sha256": "0" * 64},
+                                options=EvaluationOptions(cache_dir=cache_dir, batch_size=batch_size))
+        result.write(out)
+        return time.perf_counter() - start, result.metrics
 
 
 def synthetic(ds, n: int, seed: int = 0):

@@ -13,19 +13,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import atomic, runs
+from .metric_names import dev_key
 
 
 def run_spectra(run_dir: Path) -> dict[str, dict]:
-    """``{layer: {"singular_values", "effective_rank"}}`` of the run's update; empty for ``none``."""
+    """``{layer: {"singular_values", "effective_rank"}}`` of the run's update; empty for a run that trained
+    nothing (``none``)."""
     import torch
 
     from .adapters import adapter_spectra, effective_rank, find_target_modules
 
     config = runs.read_config(run_dir)
-    if config["adapter"] == "none":
+    if not runs.trains(config["adapter"]):
         return {}
     model, _ = runs.load_run(run_dir)
-    if config["adapter"] != "full":
+    if runs.is_adapter(config["adapter"]):
         return adapter_spectra(model)
     from .models import load_sentence_transformer
 
@@ -79,7 +81,8 @@ def plot(run_dir: Path, info: dict) -> list[Path]:
     log_path = run_dir / runs.TRAIN_LOG
     rows = atomic.read_jsonl(log_path) if log_path.exists() else []
     loss = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    dev = [(r["step"], r["eval_dev_ndcg@10_graded"]) for r in rows if "eval_dev_ndcg@10_graded" in r]
+    key = dev_key()
+    dev = [(r["step"], r[key]) for r in rows if key in r]
     if loss or dev:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         if loss:

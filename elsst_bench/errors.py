@@ -11,3 +11,7 @@ class DataError(BenchError):
 
 class AdapterError(BenchError):
     """An unknown adapter, an invalid adapter option, or a corrupt/mismatched adapter file."""
+
+
+class NonFiniteLoss(BenchError):
+    """The training loss became NaN or infinite (the message names the step and the last good checkpoint)."""

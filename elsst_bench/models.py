@@ -75,3 +75,25 @@ def load_sentence_transformer(name_or_path: str | None, device: str | None = "cp
         return SentenceTransformer(location, device=device)
     except (OSError, ValueError) as err:
         raise BenchError(f"cannot load sentence-transformers model {name}: {str(err).splitlines()[0]}") from err
+
+
+def infer_base_identity(model) -> dict | None:
+    """``{"name", "location", "sha256"}`` of a loaded model's weights directory when it can be told, else None.
+
+    The packaged default is named as :func:`model_identity` names it (``sentence-transformers/all-MiniLM-L6-v2``);
+    another sentence-transformers directory by its path; a plain Hugging Face directory by its path and weights
+    hash. What callers of the adapter library pass as ``base_model=`` when they hold only the model.
+    """
+    from .adapters import inner_model
+
+    root = inner_model(model)
+    location = getattr(getattr(root, "config", None), "_name_or_path", None) or getattr(root, "name_or_path", None)
+    if not location or not Path(str(location)).is_dir():
+        return None
+    location = str(Path(str(location)).resolve())
+    try:
+        if Path(location) == default_model_path().resolve():
+            return model_identity(None)
+        return model_identity(location)
+    except Exception:  # not a sentence-transformers dir: a plain HF directory is still identifiable
+        return {"name": location, "location": location, "sha256": weights_sha256(location)}

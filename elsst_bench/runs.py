@@ -23,24 +23,37 @@ import subprocess
 from pathlib import Path
 
 from . import __version__
-from .errors import BenchError
+from .errors import BenchError, DataError
 
 CONFIG = "config.json"
 ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
 TRAIN_LOG = "train_log.jsonl"
+SPECTRA_LOG = "spectra.jsonl"
 METRICS = "metrics.json"
 CHECKPOINTS = "checkpoints"
 
 
-def read_config(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / CONFIG
-    if not path.exists():
-        raise BenchError(f"{run_dir} is not a run directory (no {CONFIG}); make one with `elsst-bench train`")
+def read_config(run_dir: str | Path, *, hint: str | None = None) -> dict:
+    """The run's ``config.json`` as a dict: the one reader of a run's configuration (train, evaluate, submit,
+    sweep, inspect, results/report.py).
+
+    A missing directory, a missing ``config.json``, a file that is not JSON or not a JSON object is refused
+    with one line (:class:`DataError`); ``hint`` says what to do instead (e.g. "pass a run directory or --model").
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG
+    if not run_dir.is_dir():
+        raise DataError(f"run directory {run_dir} {'is not a directory' if run_dir.exists() else 'does not exist'}")
+    if not path.is_file():
+        raise DataError(f"{run_dir} is not a run directory: it has no {CONFIG}" + (f"; {hint}" if hint else ""))
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BenchError(f"{path} is corrupt ({err})") from err
+        raise DataError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise DataError(f"{path} is not a run configuration (a JSON object)")
+    return config
 
 
 def is_complete(run_dir: str | Path) -> bool:
@@ -50,17 +63,53 @@ def is_complete(run_dir: str | Path) -> bool:
         return False
 
 
-def versions() -> dict[str, str]:
-    """Versions of the packages that determine a result."""
+#: ``versions()`` key -> the distributions that provide it (the first one installed is reported).
+PACKAGES = {
+    "torch": ("torch",),
+    "transformers": ("transformers",),
+    "sentence-transformers": ("sentence-transformers",),
+    "peft": ("peft",),
+    "faiss": ("faiss-cpu", "faiss-gpu"),
+    "ranx": ("ranx",),
+    "numpy": ("numpy",),
+}
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the packages that determine a result (``None``: not installed); recorded in a run's
+    ``config.json``, in ``metrics.json`` and in a zero-shot evaluation's ``config.json``."""
     import importlib.metadata as md
 
-    out = {"python": platform.python_version(), "elsst-bench": __version__}
-    for name in ("torch", "transformers", "sentence-transformers", "peft", "faiss-cpu", "ranx", "numpy"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
+    out: dict[str, str | None] = {"python": platform.python_version(), "elsst-bench": __version__}
+    for key, dists in PACKAGES.items():
+        out[key] = None
+        for dist in dists:
+            try:
+                out[key] = md.version(dist)
+                break
+            except md.PackageNotFoundError:
+                continue
     return out
+
+
+def method(name: str):
+    """The adapter registry's torch-free entry (``trains``, ``is_adapter``, ...) for a run's ``adapter``, or None
+    for a name the registry does not know (a submitted run may come from a method of its own)."""
+    from .adapters import available_methods, method_info
+
+    return method_info(name) if isinstance(name, str) and name in available_methods() else None
+
+
+def trains(name: str) -> bool:
+    """Whether a run with this ``adapter`` trained anything (False only for the zero-shot baseline ``none``)."""
+    entry = method(name)
+    return entry is None or entry.trains
+
+
+def is_adapter(name: str) -> bool:
+    """Whether a run with this ``adapter`` keeps an ``adapter/`` directory (False for the baselines none, full)."""
+    entry = method(name)
+    return entry is None or entry.is_adapter
 
 
 def git_commit() -> str | None:
@@ -85,11 +134,11 @@ def load_run(run_dir: str | Path, device: str | None = "cpu"):
     adapter = config.get("adapter")
     if config.get("status") != "complete":
         raise BenchError(f"run {run_dir} is not complete (status: {config.get('status')}); finish it with --resume")
-    if adapter == "full":
+    if trains(adapter) and not is_adapter(adapter):  # full fine-tuning: the whole encoder was saved
         model = load_sentence_transformer(str(run_dir / MODEL_DIR), device=device)
     else:
         model = load_sentence_transformer(config["model"]["location"], device=device)
-        if adapter != "none":
+        if is_adapter(adapter):
             from .adapters import load_adapter
 
             load_adapter(model, run_dir / ADAPTER_DIR)

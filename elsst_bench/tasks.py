@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import __version__, atomic
 from .errors import DataError
+from .metric_names import PRIMARY_METRIC
 from .thesaurus import Thesaurus
 
 TASKS = ("broader", "synonym", "crosslingual", "definition")
@@ -40,7 +41,6 @@ SPLITS = ("train", "dev", "test")
 SPLIT_BOUNDS = {"train": 70, "dev": 80, "test": 100}
 #: Tasks whose query is made from a concept that is itself in the pool and must not be retrieved.
 EXCLUDE_QUERY_CONCEPT = {"broader": True, "synonym": False, "crosslingual": False, "definition": False}
-PRIMARY_METRIC = "ndcg@10 (graded)"
 QRELS_HEADER = "query-id\tcorpus-id\tscore\n"
 
 

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout: the package next to this file
+    sys.path.insert(0, str(ROOT))
+
+from elsst_bench.runs import CONFIG, SPECTRA_LOG, is_adapter, is_complete, read_config, trains  # noqa: E402 (torch-free)
+from elsst_bench.metric_names import PRIMARY_METRIC  # noqa: E402
+
 RUNS = ROOT / "results" / "runs"
 BOARD = ROOT / "leaderboards"
 PLOTS = ROOT / "results" / "plots"
@@ -35,7 +40,6 @@ METHODS = ("none", "full", "lora", "orthogeolora", "dora", "pissa", "vera", "hra
 SEEDS = (0, 1, 2)
 TASKS = ("broader", "synonym", "definition")
 LANG = "en"
-PRIMARY = "ndcg@10_graded"
 RANKS = (2, 4, 8, 16)
 PERMUTATIONS = 10_000
 ALPHA = 0.05
@@ -46,19 +50,12 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def complete(run: Path) -> bool:
-    try:
-        return read_json(run / "config.json").get("status") == "complete"
-    except (OSError, ValueError):
-        return False
-
-
 def grid_runs(root: Path = RUNS) -> dict[str, list[Path]]:
     """``{method: [complete run directories of the seeds]}`` (``none`` has one run: a seed changes nothing)."""
     out = {}
     for method in METHODS:
-        seeds = (0,) if method == "none" else SEEDS
-        out[method] = [root / f"{method}-s{s}" for s in seeds if complete(root / f"{method}-s{s}")]
+        seeds = SEEDS if trains(method) else (0,)
+        out[method] = [root / f"{method}-s{s}" for s in seeds if is_complete(root / f"{method}-s{s}")]
     return out
 
 
@@ -113,7 +110,7 @@ def per_query_scores(run: Path) -> dict[str, dict[str, float]]:
     for (task, lang), top in rows.items():
         ref = refs[(task, lang)]
         ranked = Rankings(list(ref.qids), list(ref.pool), top, np.zeros(top.shape, dtype=np.float32))
-        out[task] = score_rankings(ranked, ref.qrels, per_query=True)["per_query"][PRIMARY]
+        out[task] = score_rankings(ranked, ref.qrels, per_query=True)["per_query"][PRIMARY_METRIC]
     return out
 
 
@@ -125,7 +122,7 @@ def seed_averaged(runs: list[Path], task: str) -> tuple[list[str], np.ndarray]:
 
 # ---------------------------------------------------------------------------------------------- effective rank
 def spectra_log(run: Path) -> list[dict]:
-    path = run / "spectra.jsonl"
+    path = run / SPECTRA_LOG
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
@@ -183,9 +180,9 @@ def main_table(grid: dict[str, list[Path]]) -> tuple[str, dict]:
         if not runs:
             rows.append([f"`{method}`", "–", *["not run"] + ["–"] * 8])
             continue
-        cfg = [read_json(r / "config.json") for r in runs]
-        cells = {f"{t}": mean_std([metric(r, t, PRIMARY) for r in runs]) for t in TASKS}
-        macro = mean_std([float(np.mean([metric(r, t, PRIMARY) for t in TASKS])) for r in runs])
+        cfg = [read_config(r) for r in runs]
+        cells = {f"{t}": mean_std([metric(r, t, PRIMARY_METRIC) for r in runs]) for t in TASKS}
+        macro = mean_std([float(np.mean([metric(r, t, PRIMARY_METRIC) for t in TASKS])) for r in runs])
         mrr = mean_std([metric(r, "broader", "mrr@10") for r in runs])
         wup = mean_std([metric(r, "broader", "wup@1") for r in runs])
         seconds = float(np.median([c.get("train_seconds") or 0.0 for c in cfg]))
@@ -209,13 +206,13 @@ def significance_table(grid: dict[str, list[Path]]) -> tuple[str, dict]:
             continue
         # Pair on the seeds both have (the zero-shot model has one run: it is compared with every LoRA seed).
         mine = {r.name.rsplit("-s", 1)[1]: r for r in runs}
-        seeds = sorted(lora) if method == "none" else sorted(set(mine) & set(lora))
+        seeds = sorted(set(mine) & set(lora)) if trains(method) else sorted(lora)
         if not seeds:
             continue
         paired[method] = ",".join(seeds)
         for task in TASKS:
             qids, control = seed_averaged([lora[s] for s in seeds], task)
-            q2, treatment = seed_averaged(runs if method == "none" else [mine[s] for s in seeds], task)
+            q2, treatment = seed_averaged([mine[s] for s in seeds] if trains(method) else runs, task)
             assert q2 == qids, f"{method} {task}: other queries than LoRA's"
             tests[task][method] = (float(treatment.mean() - control.mean()), fisher(control, treatment))
     rejected = {t: holm({m: p for m, (_, p) in tests[t].items()}) for t in TASKS}
@@ -238,16 +235,16 @@ def rank_sweep(root: Path = RUNS) -> tuple[str, dict]:
     for method in ("lora", "orthogeolora"):
         for r in RANKS:
             run = root / (f"{method}-s0" if r == 8 else f"{method}-r{r}-s0")
-            if not complete(run):
+            if not is_complete(run):
                 rows.append([f"`{method}`", str(r), "not run", "–", "–", "–", "–"])
                 continue
-            cfg = read_json(run / "config.json")
+            cfg = read_config(run)
             spectra = final_spectra(run)
-            numbers[(method, r)] = {"broader": metric(run, "broader", PRIMARY), "eff": mean_effective_rank(spectra),
-                                    "energy": energy_rank(spectra)}
+            numbers[(method, r)] = {"broader": metric(run, "broader", PRIMARY_METRIC),
+                                    "eff": mean_effective_rank(spectra), "energy": energy_rank(spectra)}
             rows.append([f"`{method}`", str(r), f"{cfg['trainable_params']:,}",
-                         f"{metric(run, 'broader', PRIMARY):.4f}",
-                         f"{float(np.mean([metric(run, t, PRIMARY) for t in TASKS])):.4f}",
+                         f"{metric(run, 'broader', PRIMARY_METRIC):.4f}",
+                         f"{float(np.mean([metric(run, t, PRIMARY_METRIC) for t in TASKS])):.4f}",
                          f"{numbers[(method, r)]['eff']:.2f}", f"{numbers[(method, r)]['energy']:.2f}"])
     header = ["method", "rank r", "trainable params", "broader nDCG@10", "macro nDCG@10",
               "mean effective rank of ΔW", "σ² 90 % rank"]
@@ -258,7 +255,7 @@ def seed0_ranks(grid: dict[str, list[Path]]) -> tuple[str, dict]:
     rows, numbers = [], {}
     for method, runs in grid.items():
         run = next((r for r in runs if r.name.endswith("-s0")), None)
-        if method in ("none", "full") or run is None:
+        if not is_adapter(method) or run is None:
             continue
         spectra = final_spectra(run)
         numbers[method] = (mean_effective_rank(spectra), energy_rank(spectra))
@@ -271,10 +268,10 @@ def tuning_points(grid: dict[str, list[Path]], root: Path = RUNS) -> dict[str, l
     """``{method: [seed-0 runs]}`` of the learning-rate check: the grid's seed-0 run (the default rate) and the
     complete runs under ``tuning/`` of the same method, in :data:`METHODS` order."""
     found: dict[str, list[tuple[Path, dict]]] = {}
-    for config in sorted((root / "tuning").glob("*/config.json")):
-        if complete(config.parent):
-            cfg = read_json(config)
-            found.setdefault(cfg["adapter"], []).append((config.parent, cfg))
+    for path in sorted((root / "tuning").glob(f"*/{CONFIG}")):
+        if is_complete(path.parent):
+            cfg = read_config(path.parent)
+            found.setdefault(cfg["adapter"], []).append((path.parent, cfg))
     out = {}
     for method in (m for m in METHODS if m in found):
         default = [r for r in grid.get(method, []) if r.name.endswith("-s0")]
@@ -292,15 +289,15 @@ def tuning_table(grid: dict[str, list[Path]], root: Path = RUNS) -> tuple[str, d
     the dev split, the score that picked the epoch): the point a dev-tuned comparison uses."""
     rows, picked = [], {}
     for method, runs in tuning_points(grid, root).items():
-        cfgs = {run: read_json(run / "config.json") for run in runs}
+        cfgs = {run: read_config(run) for run in runs}
         picked[method] = max(runs, key=lambda r: cfgs[r]["best_dev_score"])
         for run, cfg in cfgs.items():
             setting = cfg["options"]["budget"] or f"r={cfg['options']['rank']}"
             setting += "".join(f", {k}={v}" for k, v in sorted(cfg["options"]["options"].items()))
             rows.append([f"`{method}`" + (" ★" if run == picked[method] else ""), f"`{run_label(run)}`", setting,
                          f"{cfg['options']['lr']:g}", f"{cfg['trainable_params']:,}",
-                         f"{cfg['best_dev_score']:.4f}", f"{metric(run, 'broader', PRIMARY):.4f}",
-                         f"{float(np.mean([metric(run, t, PRIMARY) for t in TASKS])):.4f}"])
+                         f"{cfg['best_dev_score']:.4f}", f"{metric(run, 'broader', PRIMARY_METRIC):.4f}",
+                         f"{float(np.mean([metric(run, t, PRIMARY_METRIC) for t in TASKS])):.4f}"])
     header = ["method", "run", "setting", "lr", "trainable params", "dev score", "test broader nDCG@10",
               "test macro nDCG@10"]
     return table(rows, header), picked
@@ -316,7 +313,7 @@ def tuned_comparison(picked: dict[str, Path]) -> str:
         q2, t = seed_averaged([picked["orthogeolora"]], task)
         assert q2 == qids, f"{task}: the two picks have different queries"
         cells.append(f"`{task}` {t.mean() - c.mean():+.4f} (p={fmt_p(fisher(c, t))})")
-    lrs = {m: read_json(picked[m] / "config.json")["options"]["lr"] for m in ("lora", "orthogeolora")}
+    lrs = {m: read_config(picked[m])["options"]["lr"] for m in ("lora", "orthogeolora")}
     return (f"Dev-picked OrthoGeoLoRA (lr {lrs['orthogeolora']:g}) minus dev-picked LoRA (lr {lrs['lora']:g}), "
             "seed 0, paired Fisher test on the test queries (uncorrected, one seed): " + "; ".join(cells) + ".")
 
@@ -378,13 +375,13 @@ def grid_time(grid: dict[str, list[Path]]) -> dict[str, tuple[float, float, int]
         return (sum(c.get("train_seconds") or 0.0 for c in done), sum(c.get("wall_seconds") or 0.0 for c in done),
                 len(done))
 
-    return {"grid": total([read_json(r / "config.json") for runs in grid.values() for r in runs]),
-            "all": total([read_json(c) for c in sorted(RUNS.rglob("config.json"))])}
+    return {"grid": total([read_config(r) for runs in grid.values() for r in runs]),
+            "all": total([read_config(c.parent) for c in sorted(RUNS.rglob(CONFIG))])}
 
 
 def missing_line(grid: dict[str, list[Path]]) -> list[str]:
     """A line naming the planned seeds that have no complete run yet (empty when the grid is complete)."""
-    missing = [f"`{m}` ({3 - len(runs)} of 3)" for m, runs in grid.items() if m != "none" and len(runs) < 3]
+    missing = [f"`{m}` ({3 - len(runs)} of 3)" for m, runs in grid.items() if trains(m) and len(runs) < 3]
     if not missing:
         return []
     return [f"**Not yet run** (the sweep resumes them): seeds of {', '.join(missing)}.", ""]
@@ -399,7 +396,7 @@ def render() -> str:
     tuning, picked = tuning_table(grid)
     written = plots(grid, sweep)
     times = grid_time(grid)
-    versions = read_json(RUNS / "lora-s0" / "config.json")["versions"] if complete(RUNS / "lora-s0") else {}
+    versions = read_config(RUNS / "lora-s0")["versions"] if is_complete(RUNS / "lora-s0") else {}
     claims = CLAIMS.read_text(encoding="utf-8").strip() if CLAIMS.exists() else "(claims not written yet)"
     lines = [
         "# Results: every adapter at LoRA r=8's budget on ELSST-Bench v1 (English)",
@@ -477,7 +474,6 @@ def render() -> str:
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT))
     text = render()
     OUT.write_text(text, encoding="utf-8")
     print(f"wrote {OUT.relative_to(ROOT)}")

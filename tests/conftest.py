@@ -1,4 +1,11 @@
-"""Shared fixtures: the real ELSST release, a full prepared dataset, the hand-built mini thesaurus, a CLI runner."""
+"""Shared fixtures and the helpers every test module may use.
+
+- fixtures: the real ELSST release, a full prepared dataset, a small one, the hand-built mini thesaurus, ``cli``;
+- the fixture modules below are registered as plugins, so their fixtures are available in every test module
+  (a test module imports only plain helpers from them);
+- :func:`run_cli` (also the ``cli`` fixture) runs the installed console script the way a user does, and
+  :func:`assert_one_line_error` checks the CLI's contract for bad input: exit status 2, one line, no traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,32 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["adapter_fixtures", "eval_fixtures", "leaderboard_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "data" / "ELSST_R5.rdf.gz"
 MINI = Path(__file__).resolve().parent / "data" / "mini.ttl"
+EXE = Path(sys.executable).parent / "elsst-bench"
+#: Nothing is fetched from a hub in tests; no tokenizer thread pools in forked test processes.
+ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+os.environ.update(ENV)
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+def run_cli(*args, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the installed console script the way a user does (arguments may be paths)."""
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **ENV, **(env or {})}, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit status 2, exactly one line on stderr, no traceback; the line contains every fragment. Returns it."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
 
 
 @pytest.fixture(scope="session")
@@ -38,15 +64,9 @@ def prepared_full(tmp_path_factory):
     return path, manifest
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the installed console script the way a user does."""
-    exe = Path(sys.executable).parent / "elsst-bench"
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=600)
-
-
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
+    """:func:`run_cli`: ``cli("evaluate", path, "--json", cwd=..., env=...)``."""
     return run_cli
 
 

@@ -1,25 +1,21 @@
-"""Helpers for the evaluation tests: an English-only prepared dataset, a fast fake encoder, a CLI runner."""
+"""Fixtures and helpers for the evaluation tests: an English-only prepared dataset, a fast fake encoder.
+
+Registered as a plugin in ``conftest.py``: the ``prepared_en`` fixture is available everywhere; test modules
+import the plain helpers (:class:`FakeEncoder`, :func:`fake_identity`).
+"""
 
 from __future__ import annotations
 
 import atexit
 import hashlib
-import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "data" / "ELSST_R5.rdf.gz"
-ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-os.environ.update(ENV)
+from conftest import RELEASE
 
 
 @lru_cache(maxsize=None)
@@ -85,21 +81,3 @@ class FakeEncoder:
 
 def fake_identity(seed: int = 0, levels: int = 0) -> dict:
     return {"name": f"fake-trigram-{seed}-{levels}", "location": None, "sha256": f"{seed:064x}"}
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the installed console script the way a user does."""
-    exe = Path(sys.executable).parent / "elsst-bench"
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **ENV, **(env or {})}, timeout=600)
-
-
-def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit status 2, exactly one line on stderr (progress-bar noise aside), no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not re.match(r"^Loading weights", line)]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]

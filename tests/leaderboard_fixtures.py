@@ -3,7 +3,8 @@
 One zero-shot evaluation of the default model on the ``small_dataset`` fixture is made per test process
 (:func:`evaluated_run`) and copied into variants: :func:`make_run` writes a run directory whose rankings are
 the base ones with a few top-10 swaps drawn from a seed (still valid rankings, different numbers) and a
-training-run ``config.json``. No model is trained.
+training-run ``config.json``. No model is trained. Registered as a plugin in ``conftest.py``; test modules
+import these plain helpers.
 """
 
 from __future__ import annotations
@@ -12,27 +13,18 @@ import atexit
 import gzip
 import hashlib
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-EXE = Path(sys.executable).parent / "elsst-bench"
-ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-os.environ.update(ENV)
 
 
 @lru_cache(maxsize=None)
 def evaluated_run(dataset_path: str) -> Path:
     """Zero-shot all-MiniLM-L6-v2 on the dataset (all tasks, en+de): rankings + metrics.json + config.json."""
     from elsst_bench.evaluation import evaluate_model
-    from elsst_bench.evaluation.report import versions
     from elsst_bench.models import load_sentence_transformer, model_identity
+    from elsst_bench.runs import versions
     from elsst_bench.tasks import open_prepared
 
     ds = open_prepared(dataset_path)
@@ -40,7 +32,7 @@ def evaluated_run(dataset_path: str) -> Path:
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     run = Path(tmp) / "zeroshot-all-minilm-l6-v2"
     identity = model_identity(None)
-    evaluate_model(load_sentence_transformer(None), ds, split="test", out_dir=run, identity=identity)
+    evaluate_model(load_sentence_transformer(None), ds, split="test", identity=identity).write(run)
     (run / "config.json").write_text(json.dumps({
         "kind": "zero-shot", "adapter": "none", "model": identity, "trainable_params": 0,
         "dataset_id": ds.dataset_id, "dataset_fingerprint": ds.fingerprint, "versions": versions(),
@@ -111,23 +103,3 @@ def new_board(root: Path, dataset) -> Path:
 
 def snapshot(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def cli(*args, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **ENV, **(env or {})}, timeout=timeout)
-
-
-def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit status 2, exactly one line on stderr, no traceback; the line contains every fragment."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-def strip_tags(text: str) -> str:
-    return re.sub(r"<[^>]+>", "", text)

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from elsst_bench.adapters import available_adapters, get_method
+import pytest
+
+from elsst_bench.adapters import available_adapters, describe_adapters, method_info
 
 EXE = Path(sys.executable).parent / "elsst-bench"
 
@@ -23,7 +25,7 @@ def test_lists_every_adapter_with_formula_and_source():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     for name in available_adapters():
-        method = get_method(name)
+        method = method_info(name)
         line = next(line for line in lines if line.split()[:1] == [name])
         assert method.source in line and method.formula in line
     sources = {line.split()[0]: line.split()[1] for line in lines[2:]}
@@ -36,12 +38,19 @@ def test_json_for_one_adapter():
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row == {"name": "orthogeolora", "source": "native", "params": "r·(d_in + d_out) + r", "knob": "rank",
-                   "summary": get_method("orthogeolora").summary}
+                   "summary": method_info("orthogeolora").summary}
 
 
-def test_unknown_adapter_exits_2_with_one_line():
-    result = run("adapters", "foo")
+def test_json_lists_the_registry():
+    result = run("adapters", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == describe_adapters()
+
+
+@pytest.mark.parametrize("name", ["foo", "LoRA"])
+def test_unknown_adapter_exits_2_with_one_line(name):
+    result = run("adapters", name)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "unknown adapter 'foo'" in lines[0] and "lora, orthogeolora" in lines[0]
+    assert len(lines) == 1 and f"unknown adapter '{name}'" in lines[0] and "lora, orthogeolora" in lines[0]

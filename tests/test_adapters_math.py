@@ -17,10 +17,16 @@ from elsst_bench.adapters import (
     adapter_spectra,
     apply_adapter,
     apportion,
+    available_adapters,
+    available_methods,
     count_trainable,
     effective_rank,
     find_target_modules,
+    get_method,
+    load_adapter,
+    load_adapter_weights,
     merge_adapter,
+    method_info,
     save_adapter,
     trainable_parameters,
     twonn_dimension,
@@ -383,19 +389,88 @@ def test_spectra_match_the_merged_weight_change():
         assert type(model.get_submodule(name)) is nn.Linear
 
 
+# ----------------------------------------------------------------------------------------------------- every adapter
+
+
+def _tiny_inputs(name, tmp_path, base):
+    """The apply-time inputs a method declares (its config's ``inputs``), made for the tiny encoder."""
+    inputs = method_info(name).config_class.inputs
+    if "hidden_states" in inputs:
+        return {"hidden_states": _levels([2, 2, 6])}
+    if "sources" in inputs:
+        return {"sources": _subspace_sources(tmp_path, base)[0]}
+    return {}
+
+
+@pytest.mark.parametrize("name", available_adapters())
+def test_every_adapter_on_the_tiny_encoder(name, tmp_path):
+    """Identity at init, only the adapter trains, save/load and checkpoint reload reproduce, merging is exact."""
+    base = tiny_encoder()
+    inputs = _tiny_inputs(name, tmp_path, base)
+    generator = torch.Generator().manual_seed(0)
+    x, target = torch.randn(8, 16, generator=generator), torch.randn(8, 16, generator=generator)
+    with torch.no_grad():
+        reference = base(x)
+    model = copy.deepcopy(base)
+    layers = apply_adapter(model, name, rank=4, **inputs)
+    assert len(layers) == 8
+    with torch.no_grad():
+        assert max_diff(model(x), reference) <= 1e-5
+
+    method = get_method(name)
+    adapter_params = {id(p) for layer in layers for p in method.layer_trainable(layer)}
+    assert {id(p) for p in trainable_parameters(model)} == adapter_params
+    frozen = [(p, p.detach().clone()) for p in model.parameters() if id(p) not in adapter_params]
+    optimizer = torch.optim.Adam(trainable_parameters(model), lr=1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.mse_loss(model(x), target).backward()
+        optimizer.step()
+    assert all(torch.equal(p, old) for p, old in frozen)
+    with torch.no_grad():
+        trained = model(x)
+    assert max_diff(trained, reference) > 1e-6
+
+    directory = save_adapter(model, tmp_path / "adapter")
+    loaded = copy.deepcopy(base)
+    load_adapter(loaded, directory)
+    again = copy.deepcopy(base)  # a checkpoint reload: the same adapter applied afresh, then its tensors
+    apply_adapter(again, name, rank=4, **inputs)
+    load_adapter_weights(again, directory)
+    with torch.no_grad():
+        assert max_diff(loaded(x), trained) <= 1e-6
+        assert max_diff(again(x), trained) <= 1e-6
+
+    merge_adapter(model)
+    with torch.no_grad():
+        assert max_diff(model(x), trained) <= 1e-5
+    assert all(type(m) is nn.Linear for m in find_target_modules(model).values())
+
+
 # ----------------------------------------------------------------------------------------------------- bad input
 
 
-def test_unknown_adapter_lists_the_known_ones():
+BASELINES = [name for name in available_methods() if not method_info(name).is_adapter]
+
+
+@pytest.mark.parametrize("name", ["foo", "LoRA", ""])
+def test_unknown_adapter_lists_the_known_ones(name):
     with pytest.raises(AdapterError) as err:
-        apply_adapter(tiny_encoder(), "foo")
+        apply_adapter(tiny_encoder(), name)
     message = str(err.value)
-    assert "unknown adapter 'foo'" in message
-    for name in ("lora", "orthogeolora", "gelora", "smoa", "eigenlorax", "pica", "dora", "pissa", "vera", "hra"):
-        assert name in message
+    assert f"unknown adapter {name!r}" in message
+    for known in available_adapters():
+        assert known in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baselines_are_not_adapters(name):
+    assert BASELINES == ["none", "full"]
+    with pytest.raises(AdapterError, match=f"'{name}' is a baseline that the training layer handles, not an adapter"):
+        apply_adapter(tiny_encoder(), name)
     with pytest.raises(AdapterError, match="training layer"):
-        apply_adapter(tiny_encoder(), "full")
+        get_method(name)
 
 
 @pytest.mark.parametrize("rank", [0, -3, True, 2.5, "8", 17])
@@ -404,21 +479,34 @@ def test_bad_ranks_are_rejected(rank):
         apply_adapter(tiny_encoder(), "lora", rank=rank)  # 17 > min(d_in, d_out) = 16
 
 
-def test_bad_options_are_rejected():
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("lora", {"colour": "red"}, "unknown option colour for adapter 'lora'; known: alpha"),
+    ("gelora", {"colour": "red"}, "known: alpha, hidden_states, layer_ranks, max_tokens, mode, seed, texts"),
+    ("hra", {"rank": 3}, "even rank"),
+    ("hra", {"apply_gs": "yes"}, "option apply_gs of adapter 'hra' must be true or false"),
+    ("smoa", {"rank": 2, "k": 3}, "rank ≥ k"),
+    ("smoa", {"k": 17}, r"option k of adapter 'smoa' \(17\) exceeds min\(d_in, d_out\) = 16"),
+    ("lora", {"alpha": -1}, "option alpha of adapter 'lora' must be a positive number, got -1"),
+    ("dora", {"alpha": float("nan")}, "option alpha of adapter 'dora' must be a positive number"),
+    ("orthogeolora", {"init": "cayley"}, "option init of adapter 'orthogeolora' must be one of haar, spectral"),
+    ("gelora", {"mode": "max"}, "option mode of adapter 'gelora' must be one of budget, bound"),
+    ("pica", {"shared": 1}, "option shared of adapter 'pica' must be true or false, got 1"),
+    ("dora", {"rank_pattern": {"layers.*.nope": 2}}, "names 'layers.*.nope', which is not a target module type"),
+    ("dora", {"rank_pattern": {"layers.*.query": 17}}, "dora rank 17 of layers.*.query is larger than"),
+    ("vera", {"d_initial": "big"}, "option d_initial of adapter 'vera' must be a number"),
+    ("lora", {"budget": "eight"}, "lora-rN"),
+    ("gelora", {"budget": "lora-r2", "mode": "bound", "layer_ranks": {0: 1, 1: 1}}, "mode=bound chooses its own"),
+])
+def test_bad_options_are_rejected(name, kwargs, message):
     model = tiny_encoder()
-    with pytest.raises(AdapterError, match="unknown option colour"):
-        apply_adapter(model, "lora", colour="red")
-    with pytest.raises(AdapterError, match="even rank"):
-        apply_adapter(model, "hra", rank=3)
-    with pytest.raises(AdapterError, match="rank ≥ k"):
-        apply_adapter(model, "smoa", rank=2, k=3)
-    with pytest.raises(AdapterError, match="alpha"):
-        apply_adapter(model, "lora", alpha=-1)
-    with pytest.raises(AdapterError, match="init"):
-        apply_adapter(model, "orthogeolora", init="cayley")
-    with pytest.raises(AdapterError, match="lora-rN"):
-        apply_adapter(model, "lora", budget="eight")
+    with pytest.raises(AdapterError, match=message):
+        apply_adapter(model, name, **kwargs)
     assert count_trainable(model) == sum(p.numel() for p in model.parameters())  # nothing was applied
+    assert all(type(m) is nn.Linear for m in find_target_modules(model).values())
+
+
+def test_an_adapter_goes_on_once_and_comes_off_once():
+    model = tiny_encoder()
     apply_adapter(model, "lora", rank=2)
     with pytest.raises(AdapterError, match="already has a 'lora' adapter"):
         apply_adapter(model, "pica")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from eval_fixtures import assert_bad_input, prepared_en, run_cli  # noqa: F401  (fixture)
+from conftest import assert_one_line_error
+
+from elsst_bench.metric_names import PRIMARY_METRIC
 
 
 @pytest.fixture
@@ -18,16 +20,16 @@ def fake_run(tmp_path):
     return run
 
 
-def test_no_prepared_dataset_says_which_command_to_run(tmp_path):
-    assert_bad_input(run_cli("evaluate", cwd=tmp_path), "no prepared dataset", "elsst-bench prepare")
-    assert_bad_input(run_cli("evaluate", "--dataset", tmp_path / "nope"), "elsst-bench prepare")
-    assert_bad_input(run_cli("search", "families", cwd=tmp_path), "elsst-bench prepare")
-    assert_bad_input(run_cli("compare", tmp_path / "a", tmp_path / "b"), "does not exist")
+def test_no_prepared_dataset_says_which_command_to_run(tmp_path, cli):
+    assert_one_line_error(cli("evaluate", cwd=tmp_path), "no prepared dataset", "elsst-bench prepare")
+    assert_one_line_error(cli("evaluate", "--dataset", tmp_path / "nope"), "elsst-bench prepare")
+    assert_one_line_error(cli("search", "families", cwd=tmp_path), "elsst-bench prepare")
+    assert_one_line_error(cli("compare", tmp_path / "a", tmp_path / "b"), "does not exist")
 
 
-def test_run_prepared_on_another_dataset_is_refused(prepared_en, fake_run):  # noqa: F811
-    assert_bad_input(run_cli("evaluate", fake_run, "--dataset", prepared_en), "trained on dataset fingerprint 0000")
-    assert_bad_input(run_cli("search", "families", "--model", fake_run, "--dataset", prepared_en),
+def test_run_prepared_on_another_dataset_is_refused(prepared_en, fake_run, cli):
+    assert_one_line_error(cli("evaluate", fake_run, "--dataset", prepared_en), "trained on dataset fingerprint 0000")
+    assert_one_line_error(cli("search", "families", "--model", fake_run, "--dataset", prepared_en),
                      "trained on dataset fingerprint")
 
 
@@ -37,47 +39,48 @@ def test_run_prepared_on_another_dataset_is_refused(prepared_en, fake_run):  # n
     (["--languages", "xx"], "unknown language 'xx'"),
     (["--split", "validation"], "unknown split"),
     (["--index", "annoy"], "unknown index"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
 ])
-def test_unknown_task_language_split_or_index(prepared_en, args, fragment):  # noqa: F811
-    assert_bad_input(run_cli("evaluate", "--dataset", prepared_en, *args), fragment)
+def test_unknown_task_language_split_index_or_device(prepared_en, args, fragment, cli):
+    assert_one_line_error(cli("evaluate", "--dataset", prepared_en, *args), fragment)
 
 
-def test_model_path_that_is_not_a_sentence_transformers_model(prepared_en, tmp_path, fake_run):  # noqa: F811
+def test_model_path_that_is_not_a_sentence_transformers_model(prepared_en, tmp_path, fake_run, cli):
     (tmp_path / "notamodel").mkdir()
     (tmp_path / "notamodel" / "weights.bin").write_bytes(b"\0")
-    assert_bad_input(run_cli("evaluate", "--model", tmp_path / "notamodel", "--dataset", prepared_en),
+    assert_one_line_error(cli("evaluate", "--model", tmp_path / "notamodel", "--dataset", prepared_en),
                      "not a sentence-transformers model")
-    assert_bad_input(run_cli("evaluate", "--model", "./missing-model", "--dataset", prepared_en), "does not exist")
-    assert_bad_input(run_cli("search", "x", "--model", tmp_path / "notamodel", "--dataset", prepared_en),
+    assert_one_line_error(cli("evaluate", "--model", "./missing-model", "--dataset", prepared_en), "does not exist")
+    assert_one_line_error(cli("search", "x", "--model", tmp_path / "notamodel", "--dataset", prepared_en),
                      "not a sentence-transformers model")
-    assert_bad_input(run_cli("evaluate", fake_run, "--model", "default", "--dataset", prepared_en), "not both")
+    assert_one_line_error(cli("evaluate", fake_run, "--model", "default", "--dataset", prepared_en), "not both")
 
 
-def test_search_refuses_an_unknown_language(prepared_en):  # noqa: F811
-    assert_bad_input(run_cli("search", "families", "--lang", "xx", "--dataset", prepared_en), "unknown language 'xx'")
+def test_search_refuses_an_unknown_language(prepared_en, cli):
+    assert_one_line_error(cli("search", "families", "--lang", "xx", "--dataset", prepared_en), "unknown language 'xx'")
 
 
-def test_zero_shot_evaluate_then_cached_re_evaluation_then_search(prepared_en, tmp_path):  # noqa: F811
+def test_zero_shot_evaluate_then_cached_re_evaluation_then_search(prepared_en, tmp_path, cli):
     """The real offline model, end to end (one task to stay quick)."""
     env = {"ELSST_BENCH_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "zs"
-    first = run_cli("evaluate", "--tasks", "definition", "--dataset", prepared_en, "--out", out, "--json", env=env)
+    first = cli("evaluate", "--tasks", "definition", "--dataset", prepared_en, "--out", out, "--json", env=env)
     assert first.returncode == 0, first.stderr
     metrics = json.loads(first.stdout)
     assert metrics["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2" and metrics["model"]["sha256"]
     assert metrics["encoding"]["encoded"] > 3000
-    assert 0.3 < metrics["scores"]["definition"]["en"]["ndcg@10_graded"] < 1.0
+    assert 0.3 < metrics["scores"]["definition"]["en"][PRIMARY_METRIC] < 1.0
     config = json.loads((out / "config.json").read_text())
     assert config["adapter"] == "none" and config["dataset_fingerprint"] == metrics["dataset_fingerprint"]
     assert (out / "rankings" / "definition.en.test.tsv.gz").exists()
 
     # the zero-shot directory as RUN_DIR: same model identity, so every embedding comes from the cache
-    second = run_cli("evaluate", out, "--tasks", "definition", "--dataset", prepared_en, env=env)
+    second = cli("evaluate", out, "--tasks", "definition", "--dataset", prepared_en, env=env)
     assert second.returncode == 0, second.stderr
     assert "encoded 0 of" in second.stdout and "definition" in second.stdout
     assert json.loads((out / "metrics.json").read_text())["scores"] == metrics["scores"]
 
-    hits = run_cli("search", "families with one parent", "--model", out, "--dataset", prepared_en, "-k", "3",
+    hits = cli("search", "families with one parent", "--model", out, "--dataset", prepared_en, "-k", "3",
                    "--json", env=env)
     assert hits.returncode == 0, hits.stderr
     hits = json.loads(hits.stdout)

@@ -6,23 +6,25 @@ import json
 import shutil
 
 import pytest
-from eval_fixtures import FakeEncoder, assert_bad_input, fake_identity, prepared_en, run_cli  # noqa: F401
+from conftest import assert_one_line_error
+from eval_fixtures import FakeEncoder, fake_identity
 
 from elsst_bench.errors import DataError
 from elsst_bench.evaluation import compare_runs, evaluate_model
 from elsst_bench.evaluation.significance import report_dict
+from elsst_bench.metric_names import PRIMARY_METRIC
 
 
 @pytest.fixture(scope="module")
-def two_runs(prepared_en, tmp_path_factory):  # noqa: F811
+def two_runs(prepared_en, tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     for seed, levels in ((0, 0), (1, 1)):
         evaluate_model(FakeEncoder(seed=seed, levels=levels), prepared_en, languages=["en"],
-                       out_dir=base / f"run{seed}", identity=fake_identity(seed, levels))
+                       identity=fake_identity(seed, levels)).write(base / f"run{seed}")
     return base / "run0", base / "run1"
 
 
-def test_compare_reports_both_runs_per_task_with_p_values(prepared_en, two_runs):  # noqa: F811
+def test_compare_reports_both_runs_per_task_with_p_values(prepared_en, two_runs):
     entries = compare_runs(list(two_runs), prepared_en)
     assert [e["task"] for e in entries] == ["broader", "synonym", "definition"]
     metrics = json.loads((two_runs[0] / "metrics.json").read_text())
@@ -33,11 +35,11 @@ def test_compare_reports_both_runs_per_task_with_p_values(prepared_en, two_runs)
         assert 0.0 <= p <= 1.0
         # one language: the pooled mean is the per-language primary metric of metrics.json
         assert d["run0"]["scores"]["ndcg@10"] == pytest.approx(
-            metrics["scores"][entry["task"]]["en"]["ndcg@10_graded"], abs=1e-4)
+            metrics["scores"][entry["task"]]["en"][PRIMARY_METRIC], abs=1e-4)
         assert entry["queries"] == metrics["scores"][entry["task"]]["en"]["queries"]
 
 
-def test_a_run_compared_with_itself_is_not_significant(prepared_en, two_runs, tmp_path):  # noqa: F811
+def test_a_run_compared_with_itself_is_not_significant(prepared_en, two_runs, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(two_runs[0], copy)
     entries = compare_runs([two_runs[0], copy / "metrics.json"], prepared_en, tasks=["definition"])
@@ -45,7 +47,7 @@ def test_a_run_compared_with_itself_is_not_significant(prepared_en, two_runs, tm
     assert d["run0"]["comparisons"]["copy"]["ndcg@10"] == 1.0
 
 
-def test_runs_on_other_fingerprints_or_splits_are_refused(prepared_en, two_runs, tmp_path):  # noqa: F811
+def test_runs_on_other_fingerprints_or_splits_are_refused(prepared_en, two_runs, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(two_runs[1], other)
     metrics = json.loads((other / "metrics.json").read_text())
@@ -59,12 +61,12 @@ def test_runs_on_other_fingerprints_or_splits_are_refused(prepared_en, two_runs,
         compare_runs([two_runs[0]], prepared_en)
 
 
-def test_compare_cli(prepared_en, two_runs, tmp_path):  # noqa: F811
-    ok = run_cli("compare", *two_runs, "--dataset", prepared_en, "--tasks", "broader")
+def test_compare_cli(prepared_en, two_runs, tmp_path, cli):
+    ok = cli("compare", *two_runs, "--dataset", prepared_en, "--tasks", "broader")
     assert ok.returncode == 0, ok.stderr
     assert "broader [en]" in ok.stdout and "run0" in ok.stdout and "run1" in ok.stdout
     other = tmp_path / "other"
     shutil.copytree(two_runs[1], other)
     metrics = json.loads((other / "metrics.json").read_text())
     (other / "metrics.json").write_text(json.dumps({**metrics, "dataset_fingerprint": "f" * 64}))
-    assert_bad_input(run_cli("compare", two_runs[0], other, "--dataset", prepared_en), "must share a dataset")
+    assert_one_line_error(cli("compare", two_runs[0], other, "--dataset", prepared_en), "must share a dataset")

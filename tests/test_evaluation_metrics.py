@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import pytrec_eval
-from eval_fixtures import FakeEncoder, prepared_en  # noqa: F401  (fixture)
+from eval_fixtures import FakeEncoder
 
-from elsst_bench.evaluation import BINARY_METRICS, Rankings, evaluate_model, macro, score_rankings
+from elsst_bench.evaluation import BINARY_METRICS, PRIMARY_METRIC, Rankings, evaluate_model, macro, score_rankings
 from elsst_bench.tasks import open_prepared
 from elsst_bench.thesaurus import Concept, Thesaurus
 
@@ -19,13 +19,11 @@ EN_TASKS = ("broader", "synonym", "definition")
 
 
 @pytest.fixture(scope="module")
-def en_rankings(prepared_en):  # noqa: F811
+def en_rankings(prepared_en):
     """Real English test qrels, rankings of a coarse fake encoder (many exact score ties)."""
     ds = open_prepared(prepared_en)
-    rankings: dict = {}
-    evaluate_model(FakeEncoder(levels=2), ds, split="test", tasks=list(EN_TASKS), languages=["en"],
-                   rankings_out=rankings)
-    return ds, rankings
+    result = evaluate_model(FakeEncoder(levels=2), ds, split="test", tasks=list(EN_TASKS), languages=["en"])
+    return ds, result.rankings
 
 
 def test_fixture_has_many_ties(en_rankings):
@@ -55,8 +53,8 @@ def test_binary_and_graded_metrics_equal_pytrec_eval(en_rankings, task):
         assert ours[metric] == pytest.approx(float(np.mean(list(theirs.values()))), abs=1e-6)
     graded = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
     for q in qrels:
-        assert ours["per_query"]["ndcg@10_graded"][q] == pytest.approx(graded[q]["ndcg_cut_10"], abs=1e-6)
-    assert ours["ndcg@10_graded"] == pytest.approx(np.mean([v["ndcg_cut_10"] for v in graded.values()]), abs=1e-6)
+        assert ours["per_query"][PRIMARY_METRIC][q] == pytest.approx(graded[q]["ndcg_cut_10"], abs=1e-6)
+    assert ours[PRIMARY_METRIC] == pytest.approx(np.mean([v["ndcg_cut_10"] for v in graded.values()]), abs=1e-6)
 
 
 @pytest.mark.parametrize("task", EN_TASKS)
@@ -132,7 +130,7 @@ def test_wup_at_1_takes_the_nearest_grade_3_concept():
     assert result["wup@1"] == pytest.approx(sum(expected.values()) / 5)
     assert result["queries"] == 6 and result["queries_binary"] == 5
     # q5 still counts for graded nDCG: C (grade 2) is not retrieved -> 0
-    assert result["per_query"]["ndcg@10_graded"]["q5"] == 0.0
+    assert result["per_query"][PRIMARY_METRIC]["q5"] == 0.0
     assert result["per_query"]["recall@1"] == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 1.0, "q6": 0.0}
 
 
@@ -145,7 +143,7 @@ def test_hand_computed_binary_and_graded_values():
     dcg = 1 / math.log2(3) + 1 / math.log2(6)
     assert result["ndcg@10"] == pytest.approx(dcg / (1 + 1 / math.log2(3)))
     graded = 3 / math.log2(3) + 1 / math.log2(5) + 3 / math.log2(6)
-    assert result["ndcg@10_graded"] == pytest.approx(graded / (3 + 3 / math.log2(3) + 1 / math.log2(4)))
+    assert result[PRIMARY_METRIC] == pytest.approx(graded / (3 + 3 / math.log2(3) + 1 / math.log2(4)))
 
 
 def test_fewer_candidates_than_the_cutoff_and_unpooled_relevant_concepts():

@@ -7,7 +7,8 @@ import os
 import re
 import subprocess
 
-from leaderboard_fixtures import ENV, EXE, evaluated_run, make_run, new_board
+from conftest import ENV, EXE
+from leaderboard_fixtures import evaluated_run, make_run, new_board
 
 from elsst_bench.leaderboard import store, verify
 

@@ -17,7 +17,8 @@ import pytest
 from leaderboard_fixtures import evaluated_run, make_run, new_board
 
 from elsst_bench.leaderboard import store, submit, tables
-from elsst_bench.leaderboard.board import PRIMARY, fmt_params
+from elsst_bench.leaderboard.board import fmt_params
+from elsst_bench.metric_names import PRIMARY_METRIC
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -121,7 +122,7 @@ def test_rendered_rows_equal_the_entries(board, tmp_path):
             first = rows[0]
             assert first[0] == str(group.rank)
             assert first[3] == fmt_params(group.trainable_params)
-            primary = group.stats["macro"][PRIMARY]
+            primary = group.stats["macro"][PRIMARY_METRIC]
             assert any(cell.startswith(f"{primary.mean:.4f} ± ") for cell in first), first
     # Every entry appears in the tab of every task it ranked, and nowhere else.
     for task in ("broader", "synonym", "crosslingual", "definition"):

@@ -1,8 +1,8 @@
 """Leaderboard: a run that cannot be trusted is refused with one clear line, and the board stays byte-identical.
 
 Every case starts from a real evaluated run (zero-shot, small dataset) and breaks one thing. The cases named
-in the issue go through the console script (exit status 2, one line on stderr, no traceback); the others
-call the same code in-process (the message and the untouched board are what is checked).
+in the issue go through the console script (``CLI``: exit status 2, one line on stderr, no traceback); the others
+call the same code in-process (``IN_PROCESS``: the message and the untouched board are what is checked).
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from leaderboard_fixtures import (assert_refused, cli, evaluated_run, make_run, new_board, read_run, snapshot,
-                                  write_run)
+from conftest import assert_one_line_error
+from leaderboard_fixtures import evaluated_run, make_run, new_board, read_run, snapshot, write_run
 
 from elsst_bench.errors import DataError
 from elsst_bench.leaderboard import submit
 
 FILE = "rankings/broader.en.test.tsv.gz"
+BOGUS = "00000000-0000-4000-8000-000000000000"
+CLI, IN_PROCESS = True, False
 
 
 @pytest.fixture(scope="module")
@@ -37,182 +38,169 @@ def fresh_run(env) -> Path:
     return make_run(env["base"], env["root"] / f"case{env['n']}", seed=100 + env["n"], perturb_seed=-1)
 
 
-def edit_rankings(run: Path, edit, name: str = FILE) -> list[list[str]]:
-    rows = read_run(run / name)
-    rows = edit(rows)
-    write_run(run / name, rows)
-    return rows
-
-
 def edit_config(run: Path, edit) -> None:
     config = json.loads((run / "config.json").read_text())
     edit(config)
     (run / "config.json").write_text(json.dumps(config))
 
 
-def first_query(rows):
-    return rows[0][0]
-
-
-def refused_by_cli(env, run: Path, *fragments: str) -> str:
+def refused(env, run: Path, *fragments: str, cli=None, dataset=None) -> str:
+    """The submission is refused with one line holding every fragment (through the console script when ``cli``
+    is given), and the board is byte-identical afterwards."""
     before = snapshot(env["board"])
-    result = cli("submit", run, "--leaderboard", env["board"], "--dataset", env["ds"].path)
-    line = assert_refused(result, *fragments)
-    assert snapshot(env["board"]) == before
-    return line
-
-
-def refused(env, run: Path, *fragments: str, dataset=None) -> str:
-    before = snapshot(env["board"])
-    with pytest.raises(DataError) as err:
-        submit(run, env["board"], dataset=dataset or env["ds"].path)
-    message = str(err.value)
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message, message
+    dataset = dataset or env["ds"].path
+    if cli is not None:
+        message = assert_one_line_error(cli("submit", run, "--leaderboard", env["board"], "--dataset", dataset),
+                                        *fragments)
+    else:
+        with pytest.raises(DataError) as err:
+            submit(run, env["board"], dataset=dataset)
+        message = str(err.value)
+        assert "\n" not in message
+        for fragment in fragments:
+            assert fragment in message, message
     assert snapshot(env["board"]) == before
     return message
 
 
-# ----- the cases the issue names, through the console script --------------------------------------------------
-def test_truncated_gzip_file(env):
-    run = fresh_run(env)
-    data = (run / FILE).read_bytes()
-    (run / FILE).write_bytes(data[: len(data) // 2])
-    refused_by_cli(env, run, FILE, "not a readable gzip TREC run file")
+# ----- one edit of a ranking file: (edit(rows, ds) -> rows, expected(rows, ds) -> fragments, via) ---------------
+# ``rows`` are the lines of the untouched file (query, Q0, concept, rank, score, run), best first per query; row 0
+# is the first query's top concept. The expected fragments are computed from the untouched rows.
+def set_cell(row: int, field: int, value):
+    """rows[row][field] = value (``value(rows)`` when it is callable)."""
+    def edit(rows, ds):
+        rows[row][field] = value(rows) if callable(value) else value
+        return rows
+    return edit
 
 
-def test_query_truncated_to_seven_concepts(env):
-    run = fresh_run(env)
-    rows = read_run(run / FILE)
-    qid = first_query(rows)
-    edit_rankings(run, lambda rs: [r for r in rs if r[0] != qid or int(r[3]) <= 7])
-    refused_by_cli(env, run, f"{FILE}: query {qid} ranks 7 concepts (at least 10 required)")
+def first_query(rows):
+    return rows[0][0]
 
 
-def test_altered_ranking_with_unknown_concept(env):
-    run = fresh_run(env)
-    bogus = "00000000-0000-4000-8000-000000000000"
-
-    def edit(rs):
-        rs[2][2] = bogus
-        return rs
-    rows = edit_rankings(run, edit)
-    refused_by_cli(env, run, f"query {rows[2][0]} ranks unknown concept id {bogus} (rank 3)")
+def keep_seven_of_the_first_query(rows, ds):
+    return [r for r in rows if r[0] != first_query(rows) or int(r[3]) <= 7]
 
 
-def test_other_dataset_fingerprint(env):
-    run = fresh_run(env)
-    edit_config(run, lambda c: c.update(dataset_fingerprint="1234567890ab" + "0" * 52))
-    line = refused_by_cli(env, run, "was prepared on dataset fingerprint 1234567890ab… but the benchmark is",
-                          env["ds"].fingerprint[:12])
-    assert "elsst-bench prepare" in line
-
-
-def test_config_missing_trainable_params(env):
-    run = fresh_run(env)
-    edit_config(run, lambda c: c.pop("trainable_params"))
-    refused_by_cli(env, run, "config.json lacks trainable_params")
-
-
-def test_missing_queries(env):
-    run = fresh_run(env)
-    rows = read_run(run / FILE)
+def drop_three_queries(rows, ds):
     drop = sorted({r[0] for r in rows})[:3]
-    n = len({r[0] for r in rows})
-    edit_rankings(run, lambda rs: [r for r in rs if r[0] not in drop])
-    refused_by_cli(env, run, f"{FILE} is missing 3 of {n} test queries (first: {drop[0]})")
+    return [r for r in rows if r[0] not in drop]
 
 
-# ----- the other checks, in-process ---------------------------------------------------------------------------
-def test_concept_ranked_twice(env):
-    run = fresh_run(env)
-
-    def edit(rs):
-        rs[4][2] = rs[1][2]
-        return rs
-    rows = edit_rankings(run, edit)
-    refused(env, run, f"query {rows[1][0]} ranks concept {rows[1][2]} twice")
+def missing_three(rows, ds):
+    queries = sorted({r[0] for r in rows})
+    return (f"{FILE} is missing 3 of {len(queries)} test queries (first: {queries[0]})",)
 
 
-def test_more_than_100_concepts(env):
-    run = fresh_run(env)
-    pool = sorted(env["ds"].load("broader", "en").corpus)
-    rows = read_run(run / FILE)
+def drop_fields_of_line_6(rows, ds):
+    rows[5] = rows[5][:4]
+    return rows
+
+
+def add_a_101st_concept(rows, ds):
     qid = first_query(rows)
+    pool = sorted(ds.load("broader", "en").corpus)
     ranked = {r[2] for r in rows if r[0] == qid}
     extra = next(c for c in pool if c not in ranked and c != qid)
     last = [r for r in rows if r[0] == qid][-1]
-    edit_rankings(run, lambda rs: rs + [[qid, "Q0", extra, "101", last[4], "run"]])
-    refused(env, run, f"query {qid} ranks 101 concepts (at most 100 allowed)")
+    return rows + [[qid, "Q0", extra, "101", last[4], "run"]]
 
 
-def test_own_concept_in_broader(env):
+def train_query(ds) -> str:
+    return sorted(ds.load("broader", "en").qrels["train"])[0]
+
+
+def first_query_renamed_to_a_train_query(rows, ds):
+    qid = first_query(rows)
+    return [[train_query(ds), *r[1:]] if r[0] == qid else r for r in rows]
+
+
+RANKING_EDITS = {
+    # the cases the issue names, through the console script
+    "query truncated to seven concepts": (
+        keep_seven_of_the_first_query,
+        lambda rs, ds: (f"{FILE}: query {first_query(rs)} ranks 7 concepts (at least 10 required)",), CLI),
+    "unknown concept id": (
+        set_cell(2, 2, BOGUS), lambda rs, ds: (f"query {rs[2][0]} ranks unknown concept id {BOGUS} (rank 3)",), CLI),
+    "missing queries": (drop_three_queries, missing_three, CLI),
+    # the other checks, in-process
+    "concept ranked twice": (
+        set_cell(4, 2, lambda rs: rs[1][2]), lambda rs, ds: (f"query {rs[1][0]} ranks concept {rs[1][2]} twice",),
+        IN_PROCESS),
+    "more than 100 concepts": (
+        add_a_101st_concept, lambda rs, ds: (f"query {first_query(rs)} ranks 101 concepts (at most 100 allowed)",),
+        IN_PROCESS),
+    "own concept in broader": (  # broader: the query id is its concept's id
+        set_cell(0, 2, lambda rs: rs[0][0]),
+        lambda rs, ds: (f"query {first_query(rs)} ranks its own concept {first_query(rs)}, which the broader task "
+                        "never retrieves",), IN_PROCESS),
+    "query outside the test split": (
+        first_query_renamed_to_a_train_query,
+        lambda rs, ds: (f"query {train_query(ds)} is not a test query of broader/en",), IN_PROCESS),
+    "ranks not consecutive": (
+        set_cell(3, 3, "40"), lambda rs, ds: (f"query {first_query(rs)} skips rank 4",), IN_PROCESS),
+    "scores increasing with rank": (
+        set_cell(2, 4, "99.0"), lambda rs, ds: (f"query {first_query(rs)} scores rank 3 higher than rank 2",),
+        IN_PROCESS),
+    "malformed line": (drop_fields_of_line_6, lambda rs, ds: (FILE, "line 6 has 4 fields, expected 6"), IN_PROCESS),
+}
+
+
+@pytest.mark.parametrize("edit, expected, via_cli", list(RANKING_EDITS.values()), ids=list(RANKING_EDITS))
+def test_an_edited_ranking_file_is_refused(env, cli, edit, expected, via_cli):
     run = fresh_run(env)
-
-    def edit(rs):
-        rs[0][2] = rs[0][0]  # broader: the query id is its concept's id
-        return rs
-    rows = edit_rankings(run, edit)
-    refused(env, run, f"query {rows[0][0]} ranks its own concept", "which the broader task never retrieves")
+    rows = read_run(run / FILE)
+    fragments = expected([list(r) for r in rows], env["ds"])
+    write_run(run / FILE, edit(rows, env["ds"]))
+    refused(env, run, *fragments, cli=cli if via_cli else None)
 
 
-def test_query_outside_the_test_split(env):
+def test_truncated_gzip_file(env, cli):
     run = fresh_run(env)
-    train_qid = sorted(env["ds"].load("broader", "en").qrels["train"])[0]
-
-    def edit(rs):
-        qid = rs[0][0]
-        return [[train_qid, *r[1:]] if r[0] == qid else r for r in rs]
-    edit_rankings(run, edit)
-    refused(env, run, f"query {train_qid} is not a test query of broader/en")
+    data = (run / FILE).read_bytes()
+    (run / FILE).write_bytes(data[: len(data) // 2])
+    refused(env, run, FILE, "not a readable gzip TREC run file", cli=cli)
 
 
-def test_ranks_not_consecutive(env):
+# ----- one edit of config.json: (edit(config), fragments, via) --------------------------------------------------
+OTHER_FINGERPRINT = "1234567890ab" + "0" * 52
+
+
+def pop(key):
+    return lambda config: config.pop(key)
+
+
+def update(**values):
+    return lambda config: config.update(values)
+
+
+CONFIG_EDITS = {
+    # the cases the issue names, through the console script
+    "other dataset fingerprint": (
+        update(dataset_fingerprint=OTHER_FINGERPRINT),
+        ("was prepared on dataset fingerprint 1234567890ab… but the benchmark is", "{fingerprint}",
+         "elsst-bench prepare"), CLI),
+    "missing trainable_params": (pop("trainable_params"), ("config.json lacks trainable_params",), CLI),
+    # the other checks, in-process
+    **{f"missing {key}": (pop(key), (f"config.json lacks {key}",), IN_PROCESS)
+       for key in ("seed", "versions", "model", "adapter", "dataset_fingerprint")},
+    "run not complete": (update(status="running"), ("the run is not complete (status: running)",), IN_PROCESS),
+    "negative trainable_params": (
+        update(trainable_params=-5), ("trainable_params must be a non-negative integer, got -5",), IN_PROCESS),
+    "model without a name": (update(model={"sha256": "x"}), ("config.json lacks model.name",), IN_PROCESS),
+}
+
+
+@pytest.mark.parametrize("edit, fragments, via_cli", list(CONFIG_EDITS.values()), ids=list(CONFIG_EDITS))
+def test_an_edited_config_is_refused(env, cli, edit, fragments, via_cli):
     run = fresh_run(env)
-
-    def edit(rs):
-        rs[3][3] = "40"
-        return rs
-    rows = edit_rankings(run, edit)
-    refused(env, run, f"query {rows[0][0]} skips rank 4")
+    edit_config(run, edit)
+    fragments = [f.format(fingerprint=env["ds"].fingerprint[:12]) for f in fragments]
+    refused(env, run, *fragments, cli=cli if via_cli else None)
 
 
-def test_scores_increasing_with_rank(env):
+def test_no_config_or_no_run_directory(env):
     run = fresh_run(env)
-
-    def edit(rs):
-        rs[2][4] = "99.0"
-        return rs
-    rows = edit_rankings(run, edit)
-    refused(env, run, f"query {rows[0][0]} scores rank 3 higher than rank 2")
-
-
-def test_malformed_line(env):
-    run = fresh_run(env)
-
-    def edit(rs):
-        rs[5] = rs[5][:4]
-        return rs
-    edit_rankings(run, edit)
-    refused(env, run, FILE, "line 6 has 4 fields, expected 6")
-
-
-@pytest.mark.parametrize("key", ["seed", "versions", "model", "adapter", "dataset_fingerprint"])
-def test_config_missing_fields(env, key):
-    run = fresh_run(env)
-    edit_config(run, lambda c: c.pop(key))
-    refused(env, run, f"config.json lacks {key}")
-
-
-def test_config_problems(env):
-    run = fresh_run(env)
-    edit_config(run, lambda c: c.update(status="running"))
-    refused(env, run, "the run is not complete (status: running)")
-    edit_config(run, lambda c: c.update(status="complete", trainable_params=-5))
-    refused(env, run, "trainable_params must be a non-negative integer, got -5")
-    edit_config(run, lambda c: c.update(trainable_params=10, model={"sha256": "x"}))
-    refused(env, run, "config.json lacks model.name")
     (run / "config.json").unlink()
     refused(env, run, "has no config.json")
     refused(env, env["root"] / "no-such-run", "does not exist")

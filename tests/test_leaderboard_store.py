@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leaderboard_fixtures import (ROOT, assert_refused, cli, evaluated_run, make_run, new_board, snapshot)
+from conftest import ROOT, assert_one_line_error
+from leaderboard_fixtures import evaluated_run, make_run, new_board, snapshot
 
 from elsst_bench.errors import DataError
 from elsst_bench.evaluation import Rankings, read_trec, score_rankings
-from elsst_bench.leaderboard import read_benchmark, submit, tables, verify
-from elsst_bench.leaderboard import store
-from elsst_bench.leaderboard.codec import TOP
 from elsst_bench.evaluation.metrics import macro
+from elsst_bench.leaderboard import read_benchmark, store, submit, tables, verify
+from elsst_bench.leaderboard.codec import TOP
+from elsst_bench.metric_names import PRIMARY_METRIC
 
 
 def independent_scores(run_dir: Path, ds) -> dict:
@@ -61,7 +62,7 @@ def board_with_runs(small_dataset, base_run, tmp_path_factory):
     return board, runs, entries
 
 
-def test_entry_numbers_are_rescored_from_rankings_not_metrics_json(small_dataset, base_run, tmp_path):
+def test_entry_numbers_are_rescored_from_rankings_not_metrics_json(small_dataset, base_run, tmp_path, cli):
     run = tmp_path / "tampered"
     shutil.copytree(base_run, run)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -81,9 +82,9 @@ def test_entry_numbers_are_rescored_from_rankings_not_metrics_json(small_dataset
     entry = json.loads(entry_path.read_text())
     truth = independent_scores(run, small_dataset)
     assert entry["scores"] == truth  # exactly: the stored top 10 scores like the full top-100 file
-    assert entry["scores"]["broader"]["en"]["ndcg@10_graded"] != 0.999
+    assert entry["scores"]["broader"]["en"][PRIMARY_METRIC] != 0.999
     assert "0.9990" not in (board / "README.md").read_text()
-    broader_en = truth["broader"]["macro"]["ndcg@10_graded"]
+    broader_en = truth["broader"]["macro"][PRIMARY_METRIC]
     assert f"{broader_en:.4f}" in (board / "README.md").read_text()
     # A run without metrics.json is just as good: the rankings are what count.
     (run / "metrics.json").unlink()
@@ -122,17 +123,17 @@ def test_seeds_group_into_one_row_with_sample_std(board_with_runs):
     assert table.languages == ("de",)
     assert [g.adapter for g in table.groups] == ["none", "lora"]  # zero-shot beats the perturbed copies
     zero, lora = table.groups
-    values = [e["scores"]["crosslingual"]["de"]["ndcg@10_graded"] for e in entries[1:]]
+    values = [e["scores"]["crosslingual"]["de"][PRIMARY_METRIC] for e in entries[1:]]
     assert lora.seeds == [0, 1, 2]
-    assert lora.stats["macro"]["ndcg@10_graded"].mean == pytest.approx(statistics.mean(values), abs=1e-12)
-    assert lora.stats["macro"]["ndcg@10_graded"].std == pytest.approx(statistics.stdev(values), abs=1e-12)
-    assert zero.stats["macro"]["ndcg@10_graded"].std is None  # one seed: shown as "–"
+    assert lora.stats["macro"][PRIMARY_METRIC].mean == pytest.approx(statistics.mean(values), abs=1e-12)
+    assert lora.stats["macro"][PRIMARY_METRIC].std == pytest.approx(statistics.stdev(values), abs=1e-12)
+    assert zero.stats["macro"][PRIMARY_METRIC].std is None  # one seed: shown as "–"
     readme = (board / "README.md").read_text()
     assert f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}" in readme
     assert "| 1 | sentence-transformers/all-MiniLM-L6-v2 | none | 0 | " in readme
 
 
-def test_multilingual_tables_have_a_macro_row_then_languages(board_with_runs):
+def test_multilingual_tables_have_a_macro_row_then_languages(board_with_runs, cli):
     board, _, entries = board_with_runs
     result = cli("leaderboard", "--leaderboard", board, "--task", "broader")
     assert result.returncode == 0, result.stderr
@@ -141,22 +142,22 @@ def test_multilingual_tables_have_a_macro_row_then_languages(board_with_runs):
     assert not any("synonym" in line for line in lines)
     rows = [line.split() for line in lines if line[:1].isdigit() or line.startswith(" ")]
     assert [r[0] for r in rows if r[0].isdigit()] == ["1", "2"]
-    macro = entries[0]["scores"]["broader"]["macro"]["ndcg@10_graded"]
+    macro = entries[0]["scores"]["broader"]["macro"][PRIMARY_METRIC]
     assert f"{macro:.4f} ± –" in result.stdout
     as_json = json.loads(cli("leaderboard", "--leaderboard", board, "--json").stdout)
     assert [t["task"] for t in as_json] == ["broader", "synonym", "crosslingual", "definition"]
     assert as_json[0]["rows"][1]["seeds"] == [0, 1, 2]
 
 
-def test_exact_duplicate_is_refused_and_nothing_changes(board_with_runs, small_dataset):
+def test_exact_duplicate_is_refused_and_nothing_changes(board_with_runs, small_dataset, cli):
     board, runs, _ = board_with_runs
     before = snapshot(board)
     result = cli("submit", runs[1], "--leaderboard", board, "--dataset", small_dataset.path)
-    assert_refused(result, "exact duplicate", "lora-all-minilm-l6-v2-s0-")
+    assert_one_line_error(result, "exact duplicate", "lora-all-minilm-l6-v2-s0-")
     assert snapshot(board) == before
 
 
-def test_render_is_deterministic_and_verify_passes(board_with_runs, small_dataset):
+def test_render_is_deterministic_and_verify_passes(board_with_runs, small_dataset, cli):
     board, _, _ = board_with_runs
     before = snapshot(board)
     bench = read_benchmark(board)
@@ -174,17 +175,17 @@ def _copy_board(board: Path, target: Path) -> Path:
     return target
 
 
-def test_verify_fails_on_an_edited_number(board_with_runs, small_dataset, tmp_path):
+def test_verify_fails_on_an_edited_number(board_with_runs, small_dataset, tmp_path, cli):
     board = _copy_board(board_with_runs[0], tmp_path / "b")
     path = store.entry_paths(board)[0]
     entry = json.loads(path.read_text())
     entry["scores"]["broader"]["en"]["mrr@10"] += 0.01
     path.write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")
     result = cli("leaderboard", "--verify", "--leaderboard", board, "--dataset", small_dataset.path)
-    assert_refused(result, path.name, "scores/broader/en/mrr@10 is", "on the board but re-scores to")
+    assert_one_line_error(result, path.name, "scores/broader/en/mrr@10 is", "on the board but re-scores to")
 
 
-def test_verify_fails_on_altered_rankings_and_stale_pages(board_with_runs, small_dataset, tmp_path):
+def test_verify_fails_on_altered_rankings_and_stale_pages(board_with_runs, small_dataset, tmp_path, cli):
     board = _copy_board(board_with_runs[0], tmp_path / "b")
     path = store.entry_paths(board)[1]
     entry = json.loads(path.read_text())
@@ -195,7 +196,7 @@ def test_verify_fails_on_altered_rankings_and_stale_pages(board_with_runs, small
     rows[0, [0, 1]] = rows[0, [1, 0]]
     entry["rankings"]["runs"]["synonym"]["en"] = encode_rows(rows, int(rows.max()) + 1)
     path.write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")
-    assert_refused(cli("leaderboard", "--verify", "--leaderboard", board, "--dataset", small_dataset.path),
+    assert_one_line_error(cli("leaderboard", "--verify", "--leaderboard", board, "--dataset", small_dataset.path),
                    path.name, "the stored rankings hash to")
 
     board = _copy_board(board_with_runs[0], tmp_path / "c")
@@ -206,7 +207,7 @@ def test_verify_fails_on_altered_rankings_and_stale_pages(board_with_runs, small
     assert verify(board, small_dataset.path).startswith(f"{board}: 4 entries")
 
 
-def test_empty_board(small_dataset, tmp_path):
+def test_empty_board(small_dataset, tmp_path, cli):
     board = new_board(tmp_path, small_dataset)
     assert {"README.md", "benchmark.json", "index.html"} <= set(snapshot(board))
     assert "No entries yet" in (board / "README.md").read_text()
@@ -215,17 +216,17 @@ def test_empty_board(small_dataset, tmp_path):
     checked = cli("leaderboard", "--verify", "--leaderboard", board)  # no dataset needed for an empty board
     assert checked.returncode == 0, checked.stderr
     assert "no entries yet" in checked.stdout
-    assert_refused(cli("leaderboard", "--leaderboard", tmp_path / "nowhere"), "benchmark.json is missing")
-    assert_refused(cli("leaderboard", "--leaderboard", board, "--task", "bogus"), "unknown task 'bogus'")
+    assert_one_line_error(cli("leaderboard", "--leaderboard", tmp_path / "nowhere"), "benchmark.json is missing")
+    assert_one_line_error(cli("leaderboard", "--leaderboard", board, "--task", "bogus"), "unknown task 'bogus'")
 
 
-def test_committed_board_verifies():
+def test_committed_board_verifies(cli):
     """The repository's own board: every entry re-scores exactly and the pages are up to date."""
     result = cli("leaderboard", "--verify", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     bench = json.loads((ROOT / "leaderboards" / "benchmark.json").read_text())
     assert bench["dataset_id"] == "elsst-r5" and bench["split"] == "test"
-    assert bench["primary_metric"] == "ndcg@10_graded"
+    assert bench["primary_metric"] == PRIMARY_METRIC
 
 
 def test_benchmark_dataset_is_prepared_when_the_default_one_is_stale(tmp_path, monkeypatch):
@@ -248,3 +249,13 @@ def test_benchmark_dataset_is_prepared_when_the_default_one_is_stale(tmp_path, m
     with pytest.raises(DataError, match=f"the bundled release prepares to fingerprint {bench.fingerprint[:12]}…, "
                                         "not the benchmark's ffffffffffff…"):
         benchmark_dataset(Benchmark("elsst-r5", "f" * 64))
+
+
+def test_page_inlines_the_package_stylesheet_and_script(small_dataset, tmp_path):
+    """index.html carries board.css and board.js (package data) inline, as they are: no external resource."""
+    from elsst_bench.leaderboard.render import static
+
+    page = (new_board(tmp_path, small_dataset) / "index.html").read_text(encoding="utf-8")
+    css, js = static("board.css"), static("board.js")
+    assert css.startswith(":root{") and "function sortTable" in js
+    assert f"<style>\n{css}</style>" in page and f"<script>\n{js}</script>" in page

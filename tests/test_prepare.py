@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
+from conftest import assert_one_line_error
 
 from elsst_bench import skos
 from elsst_bench.tasks import SPLITS, fingerprint, open_prepared, prepare, split_of
@@ -173,15 +174,6 @@ def test_cli_prepare_prints_a_summary_and_json(cli, tmp_path):
     assert info["languages"] == ["en"] and set(info["queries"]) == {"broader", "synonym", "definition"}
 
 
-def _assert_clean_failure(result, *needles):
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 @pytest.fixture
 def existing_output(tmp_path, mini_path):
     out, _ = prepare(mini_path, out=tmp_path / "keep", languages=["en"])
@@ -220,6 +212,6 @@ def test_bad_input_exits_2_with_one_line_and_keeps_existing_output(cli, tmp_path
         args = ["--tasks", "hypernym"]
         needles = ["'hypernym'", "broader, synonym, crosslingual, definition"]
     result = cli("prepare", "--source", str(source), "--out", str(out), *args)
-    _assert_clean_failure(result, *needles)
+    assert_one_line_error(result, *needles)
     assert all_files(out) == before
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary directory left behind

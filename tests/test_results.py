@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import re
 import statistics
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from elsst_bench.metric_names import PRIMARY_METRIC
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "results" / "runs"
@@ -72,7 +73,7 @@ def test_results_table_equals_the_committed_runs():
             continue
         assert cells[-1] == str(len(runs))
         for column, task in zip((2, 3, 4), ("broader", "synonym", "definition")):
-            values = [_metrics(r)[task]["en"]["ndcg@10_graded"] for r in runs]
+            values = [_metrics(r)[task]["en"][PRIMARY_METRIC] for r in runs]
             expected = f"{statistics.mean(values):.4f}"
             if len(values) > 1:
                 expected += f" ± {statistics.stdev(values):.4f}"
@@ -94,7 +95,7 @@ def test_board_entries_hold_what_the_runs_measured():
         assert entry["id"] == record["id"]
         ours = _metrics(path.parent)
         for task, per_lang in entry["scores"].items():
-            for metric in ("ndcg@10_graded", "mrr@10", "recall@10", "wup@1"):
+            for metric in (PRIMARY_METRIC, "mrr@10", "recall@10", "wup@1"):
                 assert abs(per_lang["en"][metric] - ours[task]["en"][metric]) <= 1e-9, (path.parent.name, task)
 
 
@@ -140,7 +141,7 @@ def test_tuning_table_marks_the_best_dev_point_of_each_method():
         config = json.loads((RUNS / run.strip("`") / "config.json").read_text())
         assert config["adapter"] == method and float(lr) == pytest.approx(config["options"]["lr"])
         assert params == f"{config['trainable_params']:,}" and dev == f"{config['best_dev_score']:.4f}"
-        assert broader == f"{_metrics(RUNS / run.strip('`'))['broader']['en']['ndcg@10_graded']:.4f}"
+        assert broader == f"{_metrics(RUNS / run.strip('`'))['broader']['en'][PRIMARY_METRIC]:.4f}"
         if config["best_dev_score"] > best.get(method, (-1.0, ""))[0]:
             best[method] = (config["best_dev_score"], run)
     stars = [(r[0].split("`")[1], r[1]) for r in rows if r[0].endswith("★")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from eval_fixtures import FakeEncoder, fake_identity, prepared_en  # noqa: F401  (fixture)
+from eval_fixtures import FakeEncoder, fake_identity
 
 from elsst_bench.errors import DataError
 from elsst_bench.evaluation import ConceptSearch, broader_path
@@ -23,7 +23,7 @@ def test_broader_path_follows_the_parent_closest_to_a_root():
     assert broader_path(th, "A", "en") == []
 
 
-def test_search_returns_the_concept_of_an_exact_label_first_with_its_path(prepared_en, tmp_path):  # noqa: F811
+def test_search_returns_the_concept_of_an_exact_label_first_with_its_path(prepared_en, tmp_path):
     ds = open_prepared(prepared_en)
     th = ds.thesaurus()
     searcher = ConceptSearch(FakeEncoder(), ds, "en", identity=fake_identity(), cache_dir=str(tmp_path))
@@ -43,7 +43,7 @@ def test_search_returns_the_concept_of_an_exact_label_first_with_its_path(prepar
     assert again.encoding.encoded == 0 and again(text, k=1)[0]["id"] == cid
 
 
-def test_pool_is_the_prepared_corpus_and_unknown_languages_are_refused(prepared_en):  # noqa: F811
+def test_pool_is_the_prepared_corpus_and_unknown_languages_are_refused(prepared_en):
     ds = open_prepared(prepared_en)
     assert pool(ds, "en") == ds.load("broader", "en").corpus
     with pytest.raises(DataError, match="unknown language 'xx'"):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
+from conftest import assert_one_line_error
 from leaderboard_fixtures import new_board, snapshot
 
 from elsst_bench import runs
@@ -77,12 +77,10 @@ def test_bad_sweep_files_are_refused_with_one_line(tmp_path, text, fragment):
 
 
 def test_bad_sweep_file_on_the_command_line(tmp_path, cli):
-    result = cli("sweep", str(write(tmp_path / "s.toml", 'out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nlr = 1\nfoo = 2\n')))
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "unknown key 'foo'" in result.stderr
+    path = write(tmp_path / "s.toml", 'out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nlr = 1\nfoo = 2\n')
+    assert_one_line_error(cli("sweep", path), "unknown key 'foo'")
     assert not (tmp_path / "x").exists()
-    missing = cli("sweep", str(tmp_path / "nope.toml"))
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert_one_line_error(cli("sweep", tmp_path / "nope.toml"), "does not exist")
 
 
 def test_sweep_trains_submits_renders_and_a_second_pass_does_nothing(small_dataset, tmp_path, cli):
@@ -160,6 +158,4 @@ epochs = 2
 
 def test_a_failing_run_stops_the_sweep_with_its_own_message(small_dataset, tmp_path, cli):
     path = sweep_file(tmp_path, small_dataset.path, None, '[[runs]]\nid = "e"\nadapter = "eigenlorax"\n')
-    result = cli("sweep", str(path), "--quiet")
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "eigenlorax needs --sources" in result.stderr
+    assert_one_line_error(cli("sweep", path, "--quiet"), "eigenlorax needs --sources")

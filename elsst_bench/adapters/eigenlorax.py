@@ -29,22 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AdapterError
-from .base import (
-    AdaptedLinear,
-    BuildContext,
-    NativeMethod,
-    base_fingerprint,
-    kaiming_uniform_like_linear,
-    positive_int,
-    read_adapter_config,
-    read_adapter_tensors,
-    register,
-    single_threaded,
-    svd64,
-)
+from .configs import EigenLoRAxConfig
+from .io import read_adapter_tensors
+from .layers import AdaptedLinear, kaiming_uniform_like_linear, single_threaded, svd64
+from .layout import read_adapter_config
+from .method import BuildContext, NativeMethod
+from .targets import base_fingerprint
 
 SOURCE_METHODS = ("lora", "gelora")
-DEFAULT_K = 8
+DEFAULT_K = EigenLoRAxConfig.default_k
 
 
 def principal_basis(columns: torch.Tensor, k: int) -> torch.Tensor:
@@ -106,15 +99,8 @@ def _source_list(sources: Any) -> list[Path]:
     return [Path(s) for s in sources]
 
 
-@register
 class EigenLoRAx(NativeMethod):
-    name = "eigenlorax"
-    formula = "2·K'·r, K' = k + k_gs"
-    knob = "K' (k_gs)"
-    summary = ("coefficients on the principal subspace of saved LoRA adapters (+ k_gs random directions) "
-               "(arXiv 2502.04700)")
-    defaults = {"alpha": None, "k": None, "k_gs": 0, "seed": 0}
-    inputs = frozenset({"sources"})
+    config_class = EigenLoRAxConfig  # k, k_gs, seed: validated there, with k + k_gs ≤ min(d_in, d_out)
     config_fields = ("sources",)
 
     def default_target_modules(self, options):
@@ -165,25 +151,6 @@ class EigenLoRAx(NativeMethod):
         if options.get("k") is None:
             options["k"] = min(DEFAULT_K, total_rank - 1)
         return options
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = super().resolve_options(rank, options, shapes)
-        if resolved["k"] is None:  # restored configs always carry k; a bare call without sources fails in prepare
-            resolved["k"] = DEFAULT_K
-        resolved["k"] = positive_int(resolved["k"], "option k of adapter 'eigenlorax'")
-        if isinstance(resolved["k_gs"], bool) or not isinstance(resolved["k_gs"], int) or resolved["k_gs"] < 0:
-            raise AdapterError(
-                f"option k_gs of adapter 'eigenlorax' must be an integer ≥ 0, got {resolved['k_gs']!r}"
-            )
-        if isinstance(resolved["seed"], bool) or not isinstance(resolved["seed"], int):
-            raise AdapterError(f"option seed of adapter 'eigenlorax' must be an integer, got {resolved['seed']!r}")
-        smallest = min(min(s) for s in shapes.values())
-        if resolved["k"] + resolved["k_gs"] > smallest:
-            raise AdapterError(
-                f"eigenlorax basis size k + k_gs = {resolved['k'] + resolved['k_gs']} exceeds "
-                f"min(d_in, d_out) = {smallest}"
-            )
-        return resolved
 
     def count(self, shapes, rank, options):
         return sum(2 * (options["k"] + options["k_gs"]) * rank for _ in shapes)

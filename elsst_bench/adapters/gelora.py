@@ -30,16 +30,11 @@ import torch
 from torch import nn
 
 from ..errors import AdapterError
-from .base import (
-    BuildContext,
-    NativeMethod,
-    block_index,
-    choice,
-    inner_model,
-    positive_int,
-    register,
-)
+from .configs import GeLoRAConfig, positive_int
 from .lora import LoRALinear
+from .method import BuildContext, NativeMethod
+from .names import block_index
+from .targets import inner_model
 
 
 def twonn_dimension(points: torch.Tensor | Sequence[Sequence[float]], chunk: int = 1024) -> float:
@@ -141,26 +136,9 @@ def collect_hidden_states(
     return states
 
 
-@register
 class GeLoRA(NativeMethod):
-    name = "gelora"
-    formula = "Σ_blocks r_ℓ·Σ(d_in + d_out), r_ℓ from intrinsic-dimension gaps"
-    knob = "rank (total r·L)"
-    summary = "LoRA with per-block ranks from TwoNN intrinsic dimensions of hidden states (arXiv 2412.09250)"
-    defaults = {"alpha": None, "mode": "budget", "max_tokens": 5000, "seed": 0}
-    inputs = frozenset({"texts", "hidden_states", "layer_ranks"})
+    config_class = GeLoRAConfig
     config_fields = ("intrinsic_dims", "id_bounds", "layer_ranks", "id_tokens")
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = dict(self.defaults)
-        resolved.update(options)
-        if resolved["alpha"] is not None:
-            resolved["alpha"] = super().resolve_options(rank, {"alpha": resolved["alpha"]}, shapes)["alpha"]
-        choice(resolved["mode"], ("budget", "bound"), self.name, "mode")
-        resolved["max_tokens"] = positive_int(resolved["max_tokens"], "option max_tokens of adapter 'gelora'")
-        if isinstance(resolved["seed"], bool) or not isinstance(resolved["seed"], int):
-            raise AdapterError(f"option seed of adapter 'gelora' must be an integer, got {resolved['seed']!r}")
-        return resolved
 
     def count(self, shapes, rank, options):
         # mode=budget spends the total rank r·L; with identical blocks that is exactly LoRA rank r's count

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AdaptedLinear, BuildContext, NativeMethod, kaiming_uniform_like_linear, register
+from .configs import LoRAConfig
+from .layers import AdaptedLinear, kaiming_uniform_like_linear
+from .method import BuildContext, NativeMethod
 
 
 class LoRALinear(AdaptedLinear):
@@ -38,12 +40,8 @@ class LoRALinear(AdaptedLinear):
         return f"{super().extra_repr()}, rank={self.rank}, scaling={self.scaling:g}"
 
 
-@register
 class LoRA(NativeMethod):
-    name = "lora"
-    formula = "r·(d_in + d_out)"
-    summary = "low-rank update s·BA, B=0 at init (Hu et al. 2021)"
-    defaults = {"alpha": None}
+    config_class = LoRAConfig
 
     def count(self, shapes, rank, options):
         return sum(rank * (d_out + d_in) for d_out, d_in in shapes.values())

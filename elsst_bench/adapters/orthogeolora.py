@@ -24,7 +24,9 @@ import torch
 from torch import nn
 
 from ..errors import AdapterError
-from .base import AdaptedLinear, BuildContext, NativeMethod, choice, register, svd64
+from .configs import OrthoGeoLoRAConfig
+from .layers import AdaptedLinear, svd64
+from .method import BuildContext, NativeMethod
 
 
 def stiefel_frame(raw: torch.Tensor) -> torch.Tensor:
@@ -117,17 +119,8 @@ class OrthoGeoLoRALinear(AdaptedLinear):
         return f"{super().extra_repr()}, rank={self.rank}, scaling={self.scaling:g}"
 
 
-@register
 class OrthoGeoLoRA(NativeMethod):
-    name = "orthogeolora"
-    formula = "r·(d_in + d_out) + r"
-    summary = "SVD-form update s·U diag(σ) Vᵀ, U and V on the Stiefel manifold via QR (arXiv 2601.09185)"
-    defaults = {"alpha": None, "init": "haar"}
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = super().resolve_options(rank, options, shapes)
-        choice(resolved["init"], ("haar", "spectral"), self.name, "init")
-        return resolved
+    config_class = OrthoGeoLoRAConfig
 
     def count(self, shapes, rank, options):
         return sum(rank * (d_out + d_in) + rank for d_out, d_in in shapes.values())

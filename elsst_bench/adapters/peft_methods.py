@@ -34,6 +34,7 @@ VeRA cannot reach LoRA r=8's count with rank ≤ min(d_in, d_out) (its count is 
 
 from __future__ import annotations
 
+import abc
 import functools
 import itertools
 import re
@@ -43,19 +44,24 @@ import torch
 from torch import nn
 
 from ..errors import AdapterError
-from .base import BuildContext, Method, module_type, positive_int, register, set_submodule
+from .configs import DoRAConfig, HRAConfig, PiSSAConfig, VeRAConfig
+from .method import BuildContext, Method
+from .names import module_type
+from .targets import set_submodule
 
 ADAPTER = "default"
 
 
 class PeftMethod(Method):
-    source = "peft"
+    """A PEFT tuner behind our interface (the registry lists these with source ``peft``)."""
 
-    def tuner_cls(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def tuner_cls(self):
+        """The PEFT tuner class (``LoraModel``, ``VeraModel``, ``HRAModel``)."""
 
-    def peft_config(self, ctx: BuildContext, names: list[str]):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def peft_config(self, ctx: BuildContext, names: list[str]):
+        """The PEFT config for exactly the target modules ``names``."""
 
     def after_inject(self, ctx: BuildContext, layers: dict[str, nn.Module]) -> None:
         """Hook: PiSSA records its initial factors here."""
@@ -94,16 +100,10 @@ class PeftMethod(Method):
 
 
 class _LoraFamily(PeftMethod):
-    defaults = {"alpha": None}
+    """alpha=None (saved as None): α = 2·r per module (s = 2), as our LoRA."""
+
     use_dora = False
     init = True
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = dict(self.defaults)
-        resolved.update(options)
-        if resolved["alpha"] is not None:  # None: α = 2·r per module (s = 2), as our LoRA
-            resolved["alpha"] = super().resolve_options(rank, {"alpha": resolved["alpha"]}, shapes)["alpha"]
-        return resolved
 
     def module_ranks(self, names, rank, options) -> dict[str, int]:
         return {n: rank for n in names}
@@ -155,32 +155,9 @@ class _LoraFamily(PeftMethod):
         return (b @ a) * layer.scaling[ADAPTER]
 
 
-@register
 class DoRA(_LoraFamily):
-    name = "dora"
-    formula = "r·(d_in + d_out) + d_out"
-    summary = "weight-decomposed LoRA: magnitude m and direction W0 + sBA (PEFT use_dora=True)"
-    knob = "rank (+1 on some module types)"
-    defaults = {"alpha": None, "rank_pattern": {}}
+    config_class = DoRAConfig  # rank_pattern: {module type: rank}, checked against the target modules there
     use_dora = True
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = super().resolve_options(rank, options, shapes)
-        pattern = resolved["rank_pattern"]
-        if not isinstance(pattern, dict):
-            raise AdapterError("option rank_pattern of adapter 'dora' must map module types to ranks")
-        types = {module_type(n) for n in shapes}
-        caps = {}
-        for n, s in shapes.items():
-            caps[module_type(n)] = min(caps.get(module_type(n), min(s)), min(s))
-        for key, value in pattern.items():
-            if key not in types:
-                raise AdapterError(f"rank_pattern of adapter 'dora' names {key!r}, which is not a target module type")
-            value = positive_int(value, f"dora rank of {key}")
-            if value > caps[key]:
-                raise AdapterError(f"dora rank {value} of {key} is larger than min(d_in, d_out) = {caps[key]}")
-        resolved["rank_pattern"] = {k: int(pattern[k]) for k in sorted(pattern)}
-        return resolved
 
     def module_ranks(self, names, rank, options):
         pattern = options.get("rank_pattern") or {}
@@ -215,11 +192,8 @@ class DoRA(_LoraFamily):
         return (magnitude / norm).unsqueeze(1) * combined - w0
 
 
-@register
 class PiSSA(_LoraFamily):
-    name = "pissa"
-    formula = "r·(d_in + d_out)"
-    summary = "LoRA initialised on W0's principal singular components, residual base (PEFT init_lora_weights='pissa')"
+    config_class = PiSSAConfig
     init = "pissa"
 
     def after_inject(self, ctx, layers):
@@ -274,22 +248,8 @@ class PiSSA(_LoraFamily):
 # ------------------------------------------------------------------------------------------------------------
 
 
-@register
 class VeRA(PeftMethod):
-    name = "vera"
-    formula = "r + d_out (shared frozen random A, B)"
-    summary = "vector-based random matrix adaptation: scaling vectors on shared random projections (PEFT)"
-    defaults = {"d_initial": 0.1, "projection_prng_key": 0}
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = super().resolve_options(rank, options, shapes)
-        d = resolved["d_initial"]
-        if isinstance(d, bool) or not isinstance(d, (int, float)):
-            raise AdapterError(f"option d_initial of adapter 'vera' must be a number, got {d!r}")
-        key = resolved["projection_prng_key"]
-        if isinstance(key, bool) or not isinstance(key, int):
-            raise AdapterError(f"option projection_prng_key of adapter 'vera' must be an integer, got {key!r}")
-        return resolved
+    config_class = VeRAConfig
 
     def tuner_cls(self):
         from peft import VeraModel
@@ -326,25 +286,8 @@ class VeRA(PeftMethod):
         return layer.get_delta_weight(ADAPTER)
 
 
-@register
 class HRA(PeftMethod):
-    name = "hra"
-    formula = "r·d_in (r Householder reflections, r even)"
-    knob = "rank (number of reflections)"
-    summary = "W0 times a product of r Householder reflections, paired to the identity at init (PEFT)"
-    defaults = {"apply_gs": False}
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = super().resolve_options(rank, options, shapes)
-        if not isinstance(resolved["apply_gs"], bool):
-            raise AdapterError(f"option apply_gs of adapter 'hra' must be true or false, got {resolved['apply_gs']!r}")
-        return resolved
-
-    def check_rank_options(self, rank, options):
-        if rank % 2:
-            raise AdapterError(
-                f"hra needs an even rank (its identity initialisation pairs the reflections), got {rank}"
-            )
+    config_class = HRAConfig  # its rank must be even (checked there)
 
     def tuner_cls(self):
         from peft import HRAModel

@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import AdapterError
-from .base import AdaptedLinear, BuildContext, NativeMethod, module_type, register, svd64
+from .configs import PiCaConfig
+from .layers import AdaptedLinear, svd64
+from .method import BuildContext, NativeMethod
+from .names import module_type
 
 
 class PiCaLinear(AdaptedLinear):
@@ -48,18 +50,8 @@ class PiCaLinear(AdaptedLinear):
         return f"{super().extra_repr()}, rank={self.rank}"
 
 
-@register
 class PiCa(NativeMethod):
-    name = "pica"
-    formula = "Σ_types r·d_out (shared M; unshared: Σ_layers r·d_out)"
-    summary = "ΔW = M·P onto W0's top-r singular directions, M shared per module type (arXiv 2505.20211)"
-    defaults = {"shared": True}
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = super().resolve_options(rank, options, shapes)
-        if not isinstance(resolved["shared"], bool):
-            raise AdapterError(f"option shared of adapter 'pica' must be true or false, got {resolved['shared']!r}")
-        return resolved
+    config_class = PiCaConfig
 
     @staticmethod
     def _groups(shapes) -> dict[tuple[str, int], list[str]]:

@@ -27,16 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AdapterError
-from .base import (
-    AdaptedLinear,
-    BuildContext,
-    NativeMethod,
-    kaiming_uniform_like_linear,
-    positive_int,
-    register,
-    single_threaded,
-    svd64,
-)
+from .configs import SMoAConfig
+from .layers import AdaptedLinear, kaiming_uniform_like_linear, single_threaded, svd64
+from .method import BuildContext, NativeMethod
 
 
 def spectral_groups(singular_values: torch.Tensor, k: int) -> list[slice]:
@@ -102,26 +95,8 @@ class SMoALinear(AdaptedLinear):
         return f"{super().extra_repr()}, rank={self.rank}, groups={self.group_sizes}, scaling={self.scaling:g}"
 
 
-@register
 class SMoA(NativeMethod):
-    name = "smoa"
-    formula = "Σ_k r_k·(d_in + d_out) = r·(d_in + d_out)"
-    summary = "high-rank modulation s·Σ_k W0^(k) ⊙ B_k A_k in K spectral subspaces (arXiv 2601.07507)"
-    defaults = {"alpha": None, "k": 2}
-
-    def resolve_options(self, rank, options, shapes):
-        resolved = super().resolve_options(rank, options, shapes)
-        resolved["k"] = positive_int(resolved["k"], "option k of adapter 'smoa'")
-        smallest = min(min(s) for s in shapes.values())
-        if resolved["k"] > smallest:
-            raise AdapterError(f"option k of adapter 'smoa' ({resolved['k']}) exceeds min(d_in, d_out) = {smallest}")
-        return resolved
-
-    def check_rank_options(self, rank, options):
-        if rank < options.get("k", 2):
-            raise AdapterError(
-                f"smoa needs rank ≥ k (one rank per spectral group); got rank {rank} and k {options.get('k')}"
-            )
+    config_class = SMoAConfig  # k ≥ 1, k ≤ min(d_in, d_out), rank ≥ k
 
     def count(self, shapes, rank, options):
         return sum(rank * (d_out + d_in) for d_out, d_in in shapes.values())

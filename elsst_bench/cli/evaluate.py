@@ -33,7 +33,7 @@ def evaluate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     index: str = typer.Option("flat", help="FAISS index: flat (exact), hnsw or ivf (approximate)."),
     batch_size: int = typer.Option(128, help="Encoding batch size."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of a table."),
 ) -> None:
@@ -46,15 +46,16 @@ def evaluate(
         out=out, use_cache=not no_cache, index=index, batch_size=batch_size, device=device,
         show_progress=_progress(quiet),
     )
+    metrics = result.metrics
     if as_json:
-        print_json(result)
+        print_json(metrics)
         return
-    headers, rows = table(result)
+    headers, rows = table(metrics)
     print_table(headers, rows)
-    enc = result["encoding"]
-    print(f"main score (macro nDCG@10 graded) {result['main_score']:.4f}  split {split}  "
+    enc = metrics["encoding"]
+    print(f"main score (macro nDCG@10 graded) {result.main_score:.4f}  split {split}  "
           f"encoded {enc['encoded']:,} of {enc['texts']:,} texts ({enc['from_cache']:,} cached)  "
-          f"{result['evaluation_time']:.1f} s  written to {out_dir / metrics_filename(split)}")
+          f"{metrics['evaluation_time']:.1f} s  written to {out_dir / metrics_filename(split)}")
 
 
 @app.command()
@@ -93,7 +94,7 @@ def search(
     k: int = typer.Option(10, "-k", help="Number of concepts."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     no_cache: bool = typer.Option(False, "--no-cache"),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -20,6 +20,7 @@ def sweep(
 ) -> None:
     """Run every planned run not yet complete (resuming interrupted ones), submit, re-render the leaderboard."""
     from ..sweep import load_plan, run_sweep, state, submitted_entry
+    from ..training import size_label
 
     plan = load_plan(config)
     if dry_run:
@@ -28,7 +29,7 @@ def sweep(
             on_board = "–"
             if run.submit and plan.leaderboard is not None:
                 on_board = "yes" if submitted_entry(run, plan.leaderboard) else "no"
-            size = {"none": "–", "full": "all"}.get(run.config.adapter) or run.config.budget or f"r{run.config.rank}"
+            size = size_label(run.config.adapter, run.config.rank, run.config.budget)
             rows.append([run.id, run.config.adapter, size, run.config.seed, state(run), on_board])
         print_table(["run", "adapter", "size", "seed", "state", "submitted"], rows)
         todo = sum(state(r) != "complete" for r in plan.runs)

@@ -95,8 +95,10 @@ def export(
     """Write a plain sentence-transformers model with the adapter merged into the base weights."""
     from .. import atomic, runs
 
+    from ..adapters import method_info
+
     model, info = runs.load_run(run_dir)
-    if info["adapter"] not in ("none", "full"):
+    if method_info(info["adapter"]).is_adapter:
         from ..adapters import merge_adapter
 
         merge_adapter(model)

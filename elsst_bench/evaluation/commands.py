@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import atomic, paths
+from .. import atomic, paths, runs
+from ..devices import check_device
 from ..errors import BenchError, DataError
+from ..slugs import slug
 from ..tasks import SPLITS, open_prepared
 from .encode import default_cache_dir
 from .index import INDEX_KINDS
-from .loading import (check_model_spec, check_run_fingerprint, is_run_dir, load_base_model, load_run_model,
-                      read_run_config)
-from .report import versions
-from .runner import evaluate_model, select, slug
+from .loading import (RUN_DIR_HINT, check_model_spec, check_run_fingerprint, is_run_dir, load_base_model,
+                      load_run_model)
+from .result import EvaluationResult
+from .runner import EvaluationOptions, evaluate_model, select
 
 
 def _dataset(dataset):
@@ -27,14 +29,15 @@ def _dataset(dataset):
 def zero_shot_dir(model: str | None) -> Path:
     from ..models import resolve_model
 
-    return Path("runs") / f"zeroshot-{slug(resolve_model(model)[0])}"
+    return Path("runs") / f"zeroshot-{slug(resolve_model(model)[0], default='model')}"
 
 
 def evaluate_command(run_dir: str | None = None, model: str | None = None, *, dataset=None, split: str = "test",
                      tasks=None, languages=None, out=None, use_cache: bool = True, cache_dir=None,
                      index: str = "flat", batch_size: int = 128, device: str = "auto",
-                     show_progress: bool = False) -> tuple[dict, Path]:
-    """Evaluate a run directory (into it) or a base model (into ``runs/zeroshot-<slug>/``).
+                     show_progress: bool = False) -> tuple[EvaluationResult, Path]:
+    """Evaluate a run directory (into it) or a base model (into ``runs/zeroshot-<slug>/``); returns the result
+    (already written) and the directory it was written to.
 
     For a run directory, tasks and languages default to the run's own evaluation scope
     (``config.json`` ``options.eval_tasks``/``eval_languages``); ``all`` selects everything.
@@ -47,14 +50,13 @@ def evaluate_command(run_dir: str | None = None, model: str | None = None, *, da
         raise BenchError(f"unknown index {index!r}; known: {', '.join(INDEX_KINDS)}")
     if batch_size < 1:
         raise BenchError("--batch-size must be at least 1")
+    check_device(device)
     ds = _dataset(dataset)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     select(ds, tasks, languages, strict=True)
     if run_dir is not None:
-        if not Path(run_dir).is_dir():
-            raise DataError(f"run directory {run_dir} does not exist")
-        config = read_run_config(run_dir)
+        config = runs.read_config(run_dir, hint=RUN_DIR_HINT)
         check_run_fingerprint(run_dir, config, ds)
         out_dir = Path(out) if out is not None else Path(run_dir)
         scope = config.get("options") or {}
@@ -63,24 +65,24 @@ def evaluate_command(run_dir: str | None = None, model: str | None = None, *, da
     else:
         check_model_spec(model)
         out_dir = Path(out) if out is not None else zero_shot_dir(model)
-        if (out_dir / "config.json").exists():
-            config = read_run_config(out_dir)
-            if config.get("adapter", "none") != "none":
+        if (out_dir / runs.CONFIG).exists():
+            config = runs.read_config(out_dir, hint=RUN_DIR_HINT)
+            if runs.trains(config.get("adapter", "none")):
                 raise DataError(f"{out_dir} is a training run ({config.get('adapter')}); evaluate it as RUN_DIR, "
                                 "or pick another --out")
     loaded = load_run_model(run_dir, ds, device) if run_dir is not None else load_base_model(model, device)
-    result = evaluate_model(
-        loaded.model, ds, split=split, tasks=tasks, languages=languages, out_dir=out_dir,
-        identity=loaded.identity, adapter=loaded.adapter, trainable_params=loaded.trainable_params,
-        cache_dir=(cache_dir or default_cache_dir()) if use_cache else None, cache_extra=loaded.cache_extra,
-        batch_size=batch_size, show_progress=show_progress, index=index,
-    )
+    options = EvaluationOptions(cache_dir=(cache_dir or default_cache_dir()) if use_cache else None,
+                                cache_extra=loaded.cache_extra, batch_size=batch_size, index=index)
+    result = evaluate_model(loaded.model, ds, split=split, tasks=tasks, languages=languages,
+                            identity=loaded.identity, adapter=loaded.adapter,
+                            trainable_params=loaded.trainable_params, options=options, show_progress=show_progress)
+    result.write(out_dir)
     if run_dir is None:
-        langs = sorted({lang for per in result["scores"].values() for lang in per if lang != "macro"})
-        atomic.write_json(out_dir / "config.json", {
+        langs = sorted({lang for per in result.scores.values() for lang in per if lang != "macro"})
+        atomic.write_json(out_dir / runs.CONFIG, {
             "kind": "zero-shot", "adapter": "none", "model": loaded.identity, "trainable_params": 0,
-            "dataset_id": ds.dataset_id, "dataset_fingerprint": ds.fingerprint, "versions": versions(),
-            "options": {"eval_tasks": list(result["scores"]), "eval_languages": langs},
+            "dataset_id": ds.dataset_id, "dataset_fingerprint": ds.fingerprint, "versions": runs.versions(),
+            "options": {"eval_tasks": list(result.scores), "eval_languages": langs},
         })
     return result, out_dir
 
@@ -91,6 +93,7 @@ def search_command(text: str, model: str | None = None, *, dataset=None, lang: s
     from .search import ConceptSearch, search_languages
     from ..tasks import resolve_selection
 
+    check_device(device)
     ds = _dataset(dataset)
     resolve_selection([lang], search_languages(ds), "language")
     if not text.strip():
@@ -98,7 +101,7 @@ def search_command(text: str, model: str | None = None, *, dataset=None, lang: s
     if k < 1:
         raise DataError("-k must be at least 1")
     if is_run_dir(model):
-        check_run_fingerprint(model, read_run_config(model), ds)
+        check_run_fingerprint(model, runs.read_config(model, hint=RUN_DIR_HINT), ds)
         loaded = load_run_model(model, ds, device)
     else:
         check_model_spec(model)

@@ -1,7 +1,7 @@
 """Which encoder to evaluate or search with: a run directory or a base model id/path.
 
-A run directory is a directory with a ``config.json``: a training run (``adapter/`` or ``model/`` beside it),
-loaded with ``elsst_bench.runs.load_run`` (imported only then), or a zero-shot output of
+A run directory is a directory with a ``config.json`` (read by :func:`elsst_bench.runs.read_config`): a training
+run (``adapter/`` or ``model/`` beside it), loaded with :func:`elsst_bench.runs.load_run`, or a zero-shot output of
 ``elsst-bench evaluate --model`` (``"kind": "zero-shot"``), which names its base model. The run's dataset
 fingerprint (``config.json`` ``dataset_fingerprint``) is checked against the prepared dataset *before*
 anything is loaded.
@@ -15,7 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BenchError, DataError
+from .. import runs
+from ..devices import resolve_device
+from ..errors import DataError
 
 
 @dataclass
@@ -33,20 +35,11 @@ def is_run_dir(path: str | Path | None) -> bool:
         return False
     path = Path(path)
     # A saved SentenceTransformer also has a config.json (the transformer's); modules.json marks a model.
-    return path.is_dir() and (path / "config.json").is_file() and not (path / "modules.json").is_file()
+    return path.is_dir() and (path / runs.CONFIG).is_file() and not (path / "modules.json").is_file()
 
 
-def read_run_config(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise DataError(f"{run_dir} is not a run directory (no config.json); pass a run directory or --model")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not valid JSON ({err})") from err
-    if not isinstance(config, dict):
-        raise DataError(f"{path} is not a run configuration")
-    return config
+#: What to do instead, when a path given as a run directory has no config.json.
+RUN_DIR_HINT = "pass a run directory or --model"
 
 
 def check_run_fingerprint(run_dir: str | Path, config: dict, ds) -> None:
@@ -69,19 +62,9 @@ def files_sha256(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_device(device: str | None) -> str:
-    if device in (None, "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise BenchError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return device
-
-
 def load_run_model(run_dir: str | Path, ds, device: str = "cpu") -> LoadedModel:
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = runs.read_config(run_dir, hint=RUN_DIR_HINT)
     check_run_fingerprint(run_dir, config, ds)
     if config.get("kind") == "zero-shot":
         location = (config.get("model") or {}).get("location")
@@ -91,9 +74,7 @@ def load_run_model(run_dir: str | Path, ds, device: str = "cpu") -> LoadedModel:
         loaded.identity = dict(config["model"], location=location)
         loaded.run_dir = run_dir
         return loaded
-    from ..runs import load_run  # the one place that turns a run directory into a model
-
-    model, info = load_run(run_dir, device=resolve_device(device))
+    model, info = runs.load_run(run_dir, device=resolve_device(device))  # the one place: run directory -> model
     info = dict(info or {})
     if info.get("dataset_fingerprint") and info["dataset_fingerprint"] != ds.fingerprint:
         check_run_fingerprint(run_dir, info, ds)

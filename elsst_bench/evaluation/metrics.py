@@ -30,13 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..metric_names import BINARY_METRICS, METRICS, PRIMARY_METRIC, WUP_METRIC
 from .rankings import RANK_BASE, Rankings
 
 BINARY_GRADE = 3
 CUTOFF = 10
-BINARY_METRICS = ("mrr@10", "recall@1", "recall@3", "recall@5", "recall@10", "ndcg@3", "ndcg@10")
-PRIMARY_METRIC = "ndcg@10_graded"
-METRICS = (*BINARY_METRICS, PRIMARY_METRIC, "wup@1")
 _PAD_ID = -0.5  # qrels padding: never equal to a pool row (>= 0), a missing candidate (-1) or an unpooled id
 
 _warm = False
@@ -155,11 +153,11 @@ def score_rankings(rankings: Rankings, qrels: dict[str, dict[str, int]], thesaur
             binary = qrels_array(compact, judgments.ids[relevant], np.ones(int(relevant.sum())), len(binary_idx))
             values.update(_ranx_evaluate(binary, np.ascontiguousarray(run[binary_idx]), BINARY_METRICS))
             if thesaurus is not None:
-                values["wup@1"] = wup_at_1(rankings, judgments, binary_idx, thesaurus)
+                values[WUP_METRIC] = wup_at_1(rankings, judgments, binary_idx, thesaurus)
     for metric in METRICS:
         if metric in values:
             result[metric] = float(np.mean(values[metric]))
-        elif metric != "wup@1" or thesaurus is not None:
+        elif metric != WUP_METRIC or thesaurus is not None:
             result[metric] = None  # no query can be scored
     if per_query:
         qids = {m: rankings.qids if m == PRIMARY_METRIC else [rankings.qids[i] for i in binary_idx] for m in values}

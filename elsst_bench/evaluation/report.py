@@ -6,45 +6,26 @@ Schema (keys sorted on disk)::
      "model": {"name", "location", "sha256", ...}, "adapter": "none" | name, "trainable_params": int,
      "scores": {task: {lang: {metric: value, "queries": n, "queries_binary": m},
                        "macro": {metric: mean over languages, "queries": Σn, "queries_binary": Σm, "languages": L}}},
-     "main_score": mean over tasks of scores[task]["macro"]["ndcg@10_graded"],
-     "primary_metric": "ndcg@10_graded",
+     "main_score": mean over tasks of scores[task]["macro"][PRIMARY_METRIC],
+     "primary_metric": PRIMARY_METRIC (``ndcg@10_graded``),
      "rankings": {task: {lang: "rankings/<task>.<lang>.<split>.tsv.gz"}},
      "encoding": {"texts", "from_cache", "encoded", "seconds"}, "index": "flat" | "hnsw" | "ivf",
      "evaluation_time": seconds, "evaluated_at": ISO-8601 UTC,
-     "versions": {python, torch, sentence-transformers, faiss, ranx, numpy, elsst-bench}}
+     "versions": {python, elsst-bench, torch, transformers, sentence-transformers, peft, faiss, ranx, numpy}}
 
-Metric names: ``mrr@10 recall@1 recall@3 recall@5 recall@10 ndcg@3 ndcg@10`` (binary, grade ≥ 3),
-``ndcg@10_graded`` (primary), ``wup@1`` — see :mod:`.metrics` for their definitions.
+Metric names (:mod:`elsst_bench.metric_names`): ``mrr@10 recall@1 recall@3 recall@5 recall@10 ndcg@3 ndcg@10``
+(binary, grade ≥ 3), ``ndcg@10_graded`` (primary), ``wup@1`` — see :mod:`.metrics` for their definitions.
+``versions`` comes from :func:`elsst_bench.runs.versions` (``None``: a package that is not installed).
 A run directory holds ``metrics.json`` for the test split and ``metrics.<split>.json`` for another split.
 """
 
 from __future__ import annotations
 
 import json
-import platform
-from importlib import metadata
 from pathlib import Path
 
 from ..errors import DataError
-from .metrics import METRICS, PRIMARY_METRIC
-
-_PACKAGES = {"torch": "torch", "sentence-transformers": "sentence-transformers", "faiss": "faiss-cpu",
-             "ranx": "ranx", "numpy": "numpy", "elsst-bench": "elsst-bench"}
-
-
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for key, dist in _PACKAGES.items():
-        try:
-            out[key] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[key] = None
-    if out["faiss"] is None:
-        try:
-            out["faiss"] = metadata.version("faiss-gpu")
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+from ..metric_names import METRICS, PRIMARY_METRIC
 
 
 def metrics_filename(split: str) -> str:
@@ -73,13 +54,13 @@ def load_metrics(path: str | Path, split: str = "test") -> tuple[dict, Path]:
     return content, path.parent
 
 
-SHORT = {"ndcg@10_graded": "nDCG@10g", "mrr@10": "MRR@10", "recall@1": "R@1", "recall@10": "R@10",
+SHORT = {PRIMARY_METRIC: "nDCG@10g", "mrr@10": "MRR@10", "recall@1": "R@1", "recall@10": "R@10",
          "ndcg@10": "nDCG@10", "wup@1": "WuP@1"}
 
 
 def table(result: dict) -> tuple[list[str], list[list]]:
     """Headers and rows of the per-task/language table (macro rows where a task has 2+ languages)."""
-    shown = [m for m in ("ndcg@10_graded", "mrr@10", "recall@1", "recall@10", "ndcg@10", "wup@1") if m in METRICS]
+    shown = [m for m in (PRIMARY_METRIC, "mrr@10", "recall@1", "recall@10", "ndcg@10", "wup@1") if m in METRICS]
     headers = ["task", "lang", "queries", *[SHORT.get(m, m) for m in shown]]
     rows = []
     for task, per_lang in result["scores"].items():

@@ -1,4 +1,4 @@
-"""``evaluate_model``: encode → index → rank → score → (optionally) write, for any in-memory encoder.
+"""``evaluate_model``: encode → index → rank → score, for any in-memory encoder; returns an EvaluationResult.
 
 The training loop calls it after each epoch on the dev split with no cache; the CLI calls it through
 :mod:`.commands` with the on-disk embedding cache. One call:
@@ -10,7 +10,8 @@ The training loop calls it after each epoch on the dev split with no cache; the 
 3. builds one FAISS index per distinct pool (the English pool serves four tasks);
 4. ranks the top 100 per query with the tie rule and own-concept removal of :mod:`.rankings`;
 5. scores with :mod:`.metrics` per language, macro-averages per task, and assembles metrics.json
-   (:mod:`.report`); with ``out_dir``, writes ``rankings/*.tsv.gz`` and then the metrics file, each atomically.
+   (:mod:`.report`) into an :class:`~.result.EvaluationResult`, whose ``write(out_dir)`` stores
+   ``rankings/*.tsv.gz`` and then the metrics file, each atomically.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,14 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
 from ..errors import DataError
+from ..metric_names import PRIMARY_METRIC
+from ..runs import versions
 from ..tasks import SPLITS, PreparedDataset, open_prepared, resolve_selection
 from .encode import EmbeddingCache, EmbeddingTable, model_cache_key
 from .index import build_index
-from .metrics import PRIMARY_METRIC, macro, score_rankings, warm_up
+from .metrics import macro, score_rankings, warm_up
 from .rankings import TOP_K, Rankings, rank, ranking_name
-from .report import main_score, metrics_filename, versions
+from .report import main_score
+from .result import EvaluationResult
 
 
 @dataclass(frozen=True)
@@ -102,25 +104,38 @@ def load_thesaurus(ds: PreparedDataset):
     return _thesaurus(str(Path(ds.path).resolve()), ds.fingerprint)
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower().rsplit("/", 1)[-1]).strip("-") or "model"
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """The knobs of :func:`evaluate_model` that callers rarely change.
+
+    - ``cache_dir``: the on-disk embedding cache (:mod:`.encode`); ``None``: no cache. Used only for a model
+      identity with a weights ``sha256`` (a model being trained has none and is never cached);
+    - ``cache_extra``: extra cache-key material, e.g. the hash of a run's adapter files;
+    - ``batch_size``: encoding batch size; ``index``: ``flat`` (exact), ``hnsw`` or ``ivf`` (:mod:`.index`);
+    - ``top_k``: how many concepts are ranked per query (the run files hold them; metrics cut at 10).
+    """
+
+    cache_dir: str | os.PathLike | None = None
+    cache_extra: str | None = None
+    batch_size: int = 128
+    index: str = "flat"
+    top_k: int = TOP_K
+
+
+DEFAULT_OPTIONS = EvaluationOptions()
 
 
 def evaluate_model(model, dataset, split: str = "test", tasks: list[str] | None = None,
-                   languages: list[str] | None = None, *, out_dir: str | os.PathLike | None = None,
-                   identity: dict | None = None, adapter: str = "none", trainable_params: int = 0,
-                   cache_dir: str | os.PathLike | None = None, cache_extra: str | None = None,
-                   batch_size: int = 128, show_progress: bool = False, index: str = "flat", top_k: int = TOP_K,
-                   run_name: str | None = None, thesaurus=None, rankings_out: dict | None = None) -> dict:
-    """Evaluate an encoder on a prepared dataset; returns the metrics.json content (see :mod:`.report`).
+                   languages: list[str] | None = None, *, identity: dict | None = None, adapter: str = "none",
+                   trainable_params: int = 0, options: EvaluationOptions = DEFAULT_OPTIONS,
+                   show_progress: bool = False) -> EvaluationResult:
+    """Evaluate an encoder on a prepared dataset; returns an :class:`EvaluationResult` (nothing is written:
+    ``result.write(out_dir)`` puts the rankings and metrics.json on disk).
 
     ``model``: a SentenceTransformer (or anything with ``encode_query``/``encode_document``/``encode``
     taking sentence-transformers' keyword arguments). ``dataset``: a :class:`PreparedDataset` or its path.
-    ``identity``: recorded as ``"model"``; with ``cache_dir`` it also keys the embedding cache (no cache for an
-    identity without a weights ``sha256``, e.g. a model being trained). ``cache_extra``: extra key material,
-    e.g. the adapter's file hash. ``out_dir``: write ``rankings/<task>.<lang>.<split>.tsv.gz`` and
-    ``metrics.json`` (``metrics.<split>.json`` for dev/train) there, atomically, metrics last.
-    ``rankings_out``: a dict that receives ``{(task, lang): Rankings}`` (in memory, for callers and tests).
+    ``identity``: the model's identity, recorded as metrics.json ``"model"`` and keying the embedding cache.
+    ``adapter`` and ``trainable_params`` are recorded as they are (``"none"``, 0: a zero-shot model).
     """
     start = time.perf_counter()
     ds = as_dataset(dataset)
@@ -132,16 +147,15 @@ def evaluate_model(model, dataset, split: str = "test", tasks: list[str] | None 
     selections = [s for s in selections if s.qids]
     if not selections:
         raise DataError(f"the selected tasks and languages have no {split} queries")
-    if thesaurus is None:
-        thesaurus = load_thesaurus(ds)
+    thesaurus = load_thesaurus(ds)
     warm_up()
 
     table = EmbeddingTable(model)
     pool_rows = [table.add(s.pool_texts, "document") for s in selections]
     query_rows = [table.add(s.query_texts, "query") for s in selections]
-    key = model_cache_key(identity, cache_extra)
-    cache = EmbeddingCache(cache_dir, key, ds.fingerprint) if cache_dir is not None and key else None
-    stats = table.encode(batch_size=batch_size, cache=cache, show_progress=show_progress,
+    key = model_cache_key(identity, options.cache_extra)
+    cache = EmbeddingCache(options.cache_dir, key, ds.fingerprint) if options.cache_dir is not None and key else None
+    stats = table.encode(batch_size=options.batch_size, cache=cache, show_progress=show_progress,
                          desc=f"encoding {split} ({len(table.items):,} texts)")
 
     indexes: dict[bytes, tuple[object, np.ndarray]] = {}
@@ -151,20 +165,20 @@ def evaluate_model(model, dataset, split: str = "test", tasks: list[str] | None 
         pool_key = hashlib.blake2b(prow.tobytes(), digest_size=16).digest()
         if pool_key not in indexes:
             vectors = table.vectors[prow]
-            indexes[pool_key] = (build_index(vectors, index), vectors)
+            indexes[pool_key] = (build_index(vectors, options.index), vectors)
         faiss_index, vectors = indexes[pool_key]
         exclude = None
         if sel.own is not None:
             pos = {cid: i for i, cid in enumerate(sel.pool)}
             exclude = np.array([pos.get(c, -1) for c in sel.own], dtype=np.int64)
-        rows, sims = rank(faiss_index, table.vectors[qrow], k=top_k, exclude=exclude, pool=vectors)
+        rows, sims = rank(faiss_index, table.vectors[qrow], k=options.top_k, exclude=exclude, pool=vectors)
         ranked = Rankings(list(sel.qids), list(sel.pool), rows, sims)
         rankings[(sel.task, sel.lang)] = ranked
         scores.setdefault(sel.task, {})[sel.lang] = score_rankings(ranked, sel.qrels, thesaurus)
     for task in scores:
         scores[task]["macro"] = macro({lang: s for lang, s in scores[task].items()})
 
-    result = {
+    metrics = {
         "dataset_id": ds.dataset_id,
         "dataset_fingerprint": ds.fingerprint,
         "split": split,
@@ -177,18 +191,9 @@ def evaluate_model(model, dataset, split: str = "test", tasks: list[str] | None 
         "rankings": {t: {lang: f"rankings/{ranking_name(t, lang, split)}" for lang in per if lang != "macro"}
                      for t, per in scores.items()},
         "encoding": stats.as_dict(),
-        "index": index,
+        "index": options.index,
         "versions": versions(),
+        "evaluation_time": round(time.perf_counter() - start, 3),
+        "evaluated_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
-    if out_dir is not None:
-        out = Path(out_dir)
-        name = run_name or f"elsst-bench:{slug(identity.get('name') or 'model')}:{adapter}"
-        for (task, lang), ranked in rankings.items():
-            atomic.write_bytes(out / "rankings" / ranking_name(task, lang, split), ranked.trec_bytes(name))
-    result["evaluation_time"] = round(time.perf_counter() - start, 3)
-    result["evaluated_at"] = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    if out_dir is not None:
-        atomic.write_json(Path(out_dir) / metrics_filename(split), result)
-    if rankings_out is not None:
-        rankings_out.update(rankings)
-    return result
+    return EvaluationResult(metrics, rankings)

@@ -14,12 +14,13 @@ import warnings
 from pathlib import Path
 
 from ..errors import DataError
+from ..metric_names import PRIMARY_METRIC
 from ..tasks import TASKS, open_prepared, resolve_selection
 from .metrics import CUTOFF
 from .rankings import rank_scores, ranking_name, read_trec
 from .report import load_metrics
 
-COMPARE_METRIC = "ndcg@10"  # on the graded qrels: metrics.json's ndcg@10_graded
+COMPARE_METRIC = "ndcg@10"  # ranx's name; on the graded qrels it is metrics.json's PRIMARY_METRIC
 
 
 def load_runs(paths: list[str | Path], split: str = "test") -> list[tuple[str, dict, Path]]:
@@ -96,4 +97,4 @@ def compare_runs(paths: list[str | Path], dataset: str | Path, split: str = "tes
 
 def report_dict(entry: dict) -> dict:
     return {"task": entry["task"], "languages": entry["languages"], "queries": entry["queries"],
-            "metric": "ndcg@10_graded", "stat_test": "fisher", **entry["report"].to_dict()}
+            "metric": PRIMARY_METRIC, "stat_test": "fisher", **entry["report"].to_dict()}

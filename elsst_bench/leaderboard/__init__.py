@@ -30,13 +30,12 @@ __all__ = ["BENCHMARK_FILE", "DEFAULT_LEADERBOARD", "Benchmark", "Submitted", "b
 def init_board(leaderboard, dataset, split: str = "test") -> Benchmark:
     """Bind a (new) leaderboard directory to a prepared dataset and render it (used for the repository's board
     and by tests with a small dataset)."""
-    from ..evaluation.metrics import PRIMARY_METRIC
     from ..tasks import PreparedDataset, open_prepared
     from . import store
     from .benchmark import disk_fingerprint
 
     ds = dataset if isinstance(dataset, PreparedDataset) else open_prepared(dataset)
-    bench = Benchmark(ds.dataset_id, disk_fingerprint(ds) or ds.fingerprint, split, PRIMARY_METRIC)
+    bench = Benchmark(ds.dataset_id, disk_fingerprint(ds) or ds.fingerprint, split)
     leaderboard = Path(leaderboard)
     (leaderboard / store.ENTRIES).mkdir(parents=True, exist_ok=True)
     store.write_benchmark(leaderboard, bench)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import DataError
+from ..metric_names import PRIMARY_METRIC
 from ..tasks import PreparedDataset, fingerprint as files_fingerprint, open_prepared
 
 BENCHMARK_FILE = "benchmark.json"
@@ -34,7 +35,7 @@ class Benchmark:
     dataset_id: str
     fingerprint: str
     split: str = "test"
-    primary_metric: str = "ndcg@10_graded"
+    primary_metric: str = PRIMARY_METRIC
 
     def as_json(self) -> dict:
         return asdict(self)

@@ -18,11 +18,13 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from .. import runs
+from ..metric_names import PRIMARY_METRIC
 from ..tasks import TASKS
 
-PRIMARY = "ndcg@10_graded"
-SHOWN = ("ndcg@10_graded", "mrr@10", "recall@10", "wup@1")
-LABELS = {"ndcg@10_graded": "nDCG@10 graded", "mrr@10": "MRR@10", "recall@10": "Recall@10", "wup@1": "WuP@1"}
+#: The metrics the board shows, the primary one first, and their column labels.
+SHOWN = (PRIMARY_METRIC, "mrr@10", "recall@10", "wup@1")
+LABELS = {PRIMARY_METRIC: "nDCG@10 graded", "mrr@10": "MRR@10", "recall@10": "Recall@10", "wup@1": "WuP@1"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class Group:
         return " ".join(x for x in (self.adapter, size_text(self.adapter, self.options)) if x)
 
     def primary(self) -> float | None:
-        return self.stats["macro"][PRIMARY].mean
+        return self.stats["macro"][PRIMARY_METRIC].mean
 
 
 @dataclass
@@ -99,7 +101,7 @@ class Table:
 
 def size_text(adapter: str, options: dict) -> str:
     """The adapter's size knob: its parameter budget (``lora-r8``) or rank (``r8``); empty for baselines."""
-    if adapter in ("none", "full"):
+    if not runs.is_adapter(adapter):
         return ""
     if options.get("budget"):
         return str(options["budget"])
@@ -111,9 +113,10 @@ def setup_text(adapter: str, options: dict) -> str:
     parts = [size_text(adapter, options)] if size_text(adapter, options) else []
     if options.get("lr") is not None:
         parts.append(f"lr {options['lr']:g}" if isinstance(options["lr"], (int, float)) else f"lr {options['lr']}")
-    if options.get("epochs") is not None and adapter != "none":
+    trained = runs.trains(adapter)
+    if options.get("epochs") is not None and trained:
         parts.append(f"{options['epochs']} ep")
-    if options.get("languages") and adapter != "none":
+    if options.get("languages") and trained:
         parts.append("train " + "+".join(options["languages"]))
     for key, value in sorted((options.get("options") or {}).items()):
         parts.append(f"{key}={value}")

@@ -23,13 +23,13 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import re
 
 import numpy as np
 
 from ..errors import DataError
 from ..evaluation.metrics import macro, score_rankings
 from ..evaluation.rankings import Rankings
+from ..slugs import slug
 from ..tasks import TASKS, PreparedDataset
 from . import codec
 from .benchmark import Benchmark, Reference, reference, thesaurus
@@ -63,10 +63,6 @@ def entry_id(model: dict, adapter: str, seed, rankings_sha256: str) -> str:
     key = json.dumps({"model": model, "adapter": adapter, "seed": seed, "rankings": rankings_sha256},
                      sort_keys=True)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower().rsplit("/", 1)[-1]).strip("-") or "x"
 
 
 def filename(entry: dict) -> str:

@@ -3,7 +3,8 @@
 Everything is a pure function of ``benchmark.json`` and the entries (no clock, no environment), so rendering
 twice gives byte-identical files and ``--verify`` can tell a stale page from a fresh one.
 
-``index.html`` is one self-contained file: inline CSS, JavaScript and SVG, no external resource. It has a tab
+``index.html`` is one self-contained file: inline CSS, JavaScript and SVG, no external resource. The CSS and the
+JavaScript are package data (``static/board.css``, ``static/board.js``), inlined as they are. It has a tab
 per task, a table per language set with sortable headers (click; ``#task=broader&sort=params&dir=asc`` in the
 URL does the same on load) and an SVG scatter of the primary metric against trainable parameters (log scale,
 zero-shot at ``0``, bars: ± one standard deviation). Each configuration is a ``<tbody>`` whose
@@ -13,15 +14,18 @@ the rendered rows to the entries.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import math
+from importlib import resources
 
+from ..metric_names import PRIMARY_METRIC
 from .benchmark import Benchmark
-from .board import LABELS, PRIMARY, SHOWN, Group, Table, fmt, fmt_params, fmt_primary
+from .board import LABELS, SHOWN, Group, Table, fmt, fmt_params, fmt_primary
 
 TITLE = "ELSST-Bench leaderboard"
-PRIMARY_HEADER = f"{LABELS[PRIMARY]} ± std"
+PRIMARY_HEADER = f"{LABELS[PRIMARY_METRIC]} ± std"
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22")
 COLUMNS_NOTE = (
@@ -37,7 +41,7 @@ COLUMNS_NOTE = (
 def headers(table: Table) -> list[str]:
     multi = ["lang"] if len(table.languages) > 1 else []
     return ["#", "model", "adapter", "trainable params", *multi, PRIMARY_HEADER,
-            *[LABELS[m] for m in SHOWN if m != PRIMARY], "seeds", "date"]
+            *[LABELS[m] for m in SHOWN if m != PRIMARY_METRIC], "seeds", "date"]
 
 
 def cells(table: Table, group: Group, row: str) -> list:
@@ -47,8 +51,8 @@ def cells(table: Table, group: Group, row: str) -> list:
     stats = group.stats[row]
     adapter = group.adapter + (f" ({group.setup})" if group.setup else "")
     return [group.rank if first else "", group.name if first else "", adapter if first else "",
-            group.trainable_params if first else "", *lang, fmt_primary(stats[PRIMARY]),
-            *[fmt(stats[m].mean) for m in SHOWN if m != PRIMARY], len(group.entries) if first else "",
+            group.trainable_params if first else "", *lang, fmt_primary(stats[PRIMARY_METRIC]),
+            *[fmt(stats[m].mean) for m in SHOWN if m != PRIMARY_METRIC], len(group.entries) if first else "",
             group.date if first else ""]
 
 
@@ -102,7 +106,7 @@ def markdown(bench: Benchmark, tables: list[Table], n_entries: int) -> str:
             lines += [f"## {task}", ""]
         lines += [f"### {', '.join(table.languages)}", ""]
         head = headers(table)
-        numeric = {"#", "trainable params", "seeds", *[LABELS[m] for m in SHOWN if m != PRIMARY], PRIMARY_HEADER}
+        numeric = {"#", "trainable params", "seeds", *[LABELS[m] for m in SHOWN if m != PRIMARY_METRIC], PRIMARY_HEADER}
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join("---:" if h in numeric else "---" for h in head) + "|")
         for group in table.groups:
@@ -133,7 +137,8 @@ def _short(n: float) -> str:
 
 def chart(table: Table) -> str:
     """Inline SVG: primary metric (macro) against trainable parameters, log x; zero-shot at ``0``."""
-    points = [(g, g.stats["macro"][PRIMARY]) for g in table.groups if g.stats["macro"][PRIMARY].mean is not None]
+    points = [(g, g.stats["macro"][PRIMARY_METRIC]) for g in table.groups
+              if g.stats["macro"][PRIMARY_METRIC].mean is not None]
     width, height, left, right, top, bottom = 620, 280, 56, 16, 14, 44
     if not points:
         return ""
@@ -167,7 +172,7 @@ def chart(table: Table) -> str:
         return y0 - (value - ylo) / (yhi - ylo) * (y0 - y1)
 
     out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="{_e(LABELS[PRIMARY])} against trainable parameters, {_e(table.title)}">']
+           f'aria-label="{_e(LABELS[PRIMARY_METRIC])} against trainable parameters, {_e(table.title)}">']
     out.append(f'<rect x="{left}" y="{y1}" width="{x1 - left}" height="{y0 - y1}" class="plot"/>')
     k = math.ceil(ylo / step - 1e-9)
     while k * step <= yhi + 1e-9:
@@ -187,7 +192,7 @@ def chart(table: Table) -> str:
     out.append(f'<text x="{(left + x1) / 2:.1f}" y="{height - 6}" class="axis" text-anchor="middle">'
                'trainable parameters (log scale)</text>')
     out.append(f'<text x="14" y="{(y0 + y1) / 2:.1f}" class="axis" text-anchor="middle" '
-               f'transform="rotate(-90 14 {(y0 + y1) / 2:.1f})">{_e(LABELS[PRIMARY])}</text>')
+               f'transform="rotate(-90 14 {(y0 + y1) / 2:.1f})">{_e(LABELS[PRIMARY_METRIC])}</text>')
     for group, s in points:
         x, y = px(group.trainable_params), py(s.mean)
         color = _color(group.adapter)
@@ -209,7 +214,7 @@ def chart(table: Table) -> str:
 def _row_html(table: Table, group: Group, row: str) -> str:
     first = row == "macro"
     stats = group.stats[row]
-    primary = stats[PRIMARY]
+    primary = stats[PRIMARY_METRIC]
     tds = []
     if first:
         seeds = ", ".join("–" if s is None else str(s) for s in group.seeds)
@@ -233,7 +238,7 @@ def _row_html(table: Table, group: Group, row: str) -> str:
         f'{primary.mean:.4f}<span class="sd"> ± {"–" if primary.std is None else f"{primary.std:.4f}"}</span>')
     tds.append(f'<td class="num primary" data-v="{"" if primary.mean is None else repr(primary.mean)}">{shown}</td>')
     for m in SHOWN:
-        if m != PRIMARY:
+        if m != PRIMARY_METRIC:
             v = stats[m].mean
             tds.append(f'<td class="num" data-v="{"" if v is None else repr(v)}">{fmt(v)}</td>')
     if first:
@@ -245,7 +250,7 @@ def _row_html(table: Table, group: Group, row: str) -> str:
     return f'<tr class="{"main" if first else "lang"}">' + "".join(tds) + "</tr>"
 
 
-_METRIC_KEYS = {PRIMARY: "primary", "mrr@10": "mrr10", "recall@10": "recall10", "wup@1": "wup1"}
+_METRIC_KEYS = {PRIMARY_METRIC: "primary", "mrr@10": "mrr10", "recall@10": "recall10", "wup@1": "wup1"}
 _SORT_KEYS = {"#": ("rank", "num", "asc"), "model": ("model", "text", "asc"), "adapter": ("adapter", "text", "asc"),
               "trainable params": ("params", "num", "asc"), "lang": ("lang", "text", "asc"),
               "seeds": ("seeds", "num", "desc"), "date": ("date", "text", "desc")}
@@ -270,137 +275,15 @@ def _table_html(table: Table) -> str:
             f'<h2>{_e(table.title)} <small>{len(table.groups)} rows · {n_entries} entries</small></h2>'
             f'<div class="scroll"><table class="lb" data-table="{_e(table.key)}"><thead><tr>{head}</tr></thead>'
             f'{bodies}</table></div>'
-            f'<figure>{chart(table)}<figcaption>{_e(LABELS[PRIMARY])}'
+            f'<figure>{chart(table)}<figcaption>{_e(LABELS[PRIMARY_METRIC])}'
             f'{" (macro over the languages)" if len(table.languages) > 1 else ""} against '
             'trainable parameters; bars: ± one standard deviation over seeds.</figcaption></figure></section>')
 
 
-CSS = """
-:root{--fg:#1b1f24;--muted:#5b6570;--line:#d8dde3;--bg:#fff;--head:#f4f6f8;--accent:#0b5cad}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
-  color:var(--fg);background:var(--bg)}
-header,main,footer{max-width:1240px;margin:0 auto;padding:0 20px}
-header h1{font-size:22px;margin:18px 0 4px}
-.lede{color:var(--muted);margin:0 0 12px}
-code{font-size:12px;background:var(--head);padding:1px 4px;border-radius:3px}
-nav.tabs{max-width:1240px;margin:0 auto;padding:0 20px;border-bottom:1px solid var(--line);display:flex;
-  gap:4px}
-nav.tabs button{font:inherit;border:1px solid transparent;border-bottom:none;background:none;padding:7px 14px;
-  cursor:pointer;color:var(--muted);border-radius:6px 6px 0 0}
-nav.tabs button[aria-selected=true]{border-color:var(--line);background:var(--bg);color:var(--fg);
-  font-weight:600;margin-bottom:-1px}
-.count{display:inline-block;min-width:18px;padding:0 5px;border-radius:9px;background:var(--head);
-  font-size:11px;color:var(--muted)}
-.panel[hidden]{display:none}
-.board{margin:16px 0 26px}
-.board h2{font-size:16px;margin:0 0 8px}
-.board h2 small{font-weight:normal;color:var(--muted);font-size:12px;margin-left:6px}
-figure{margin:14px 0 0}
-figcaption{color:var(--muted);font-size:12px}
-svg.chart{max-width:100%;height:auto;font-size:11px}
-svg .plot{fill:#fbfcfd;stroke:var(--line)}
-svg .grid{stroke:#e9edf1}
-svg .break{stroke:#c5ccd3;stroke-dasharray:3 3}
-svg .tick{fill:var(--muted)}
-svg .axis{fill:var(--fg);font-size:12px}
-svg .label{fill:var(--fg);font-size:11px}
-svg .bar{stroke-width:2}
-.scroll{overflow-x:auto}
-table.lb{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
-table.lb th{position:sticky;top:0;background:var(--head);text-align:left;font-weight:600;padding:6px 7px;
-  border-bottom:2px solid var(--line);cursor:pointer;white-space:nowrap;user-select:none}
-table.lb th:hover{color:var(--accent)}
-table.lb th[aria-sort=ascending]::after{content:" \\25B2";font-size:9px}
-table.lb th[aria-sort=descending]::after{content:" \\25BC";font-size:9px}
-table.lb td{padding:5px 7px;border-bottom:1px solid var(--line);vertical-align:top}
-table.lb tbody tr.lang td{color:var(--muted);border-bottom-style:dotted}
-table.lb td.num{text-align:right;white-space:nowrap}
-table.lb td.primary{font-weight:600}
-table.lb td.primary .sd{font-weight:normal;color:var(--muted)}
-table.lb tr.lang td.primary{font-weight:normal}
-table.lb td.model,table.lb td.date{white-space:nowrap}
-table.lb td.model .sub{white-space:normal}
-table.lb td.adapter{min-width:150px}
-.sub{color:var(--muted);font-size:11px}
-.dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px}
-.empty{padding:30px 0;color:var(--muted)}
-footer{color:var(--muted);font-size:12px;border-top:1px solid var(--line);margin-top:10px;padding-top:8px;
-  padding-bottom:20px}
-"""
-
-JS = """
-(function () {
-  "use strict";
-  var tabs = Array.prototype.slice.call(document.querySelectorAll("nav.tabs button"));
-  function show(task) {
-    tabs.forEach(function (b) {
-      var on = b.getAttribute("data-tab") === task;
-      b.setAttribute("aria-selected", on ? "true" : "false");
-      document.getElementById("tab-" + b.getAttribute("data-tab")).hidden = !on;
-    });
-  }
-  function value(body, index, type) {
-    var cell = body.rows[0].cells[index];
-    var v = cell ? cell.getAttribute("data-v") : "";
-    if (type === "num") { return v === "" || v === null ? null : parseFloat(v); }
-    return (v || "").toLowerCase();
-  }
-  function sortTable(table, key, dir) {
-    var ths = Array.prototype.slice.call(table.tHead.rows[0].cells);
-    var index = -1, type = "num";
-    ths.forEach(function (th, i) {
-      if (th.getAttribute("data-key") === key) { index = i; type = th.getAttribute("data-type"); }
-      th.removeAttribute("aria-sort");
-    });
-    if (index < 0) { return false; }
-    ths[index].setAttribute("aria-sort", dir === "asc" ? "ascending" : "descending");
-    var bodies = Array.prototype.slice.call(table.tBodies);
-    var sign = dir === "asc" ? 1 : -1;
-    bodies.sort(function (a, b) {
-      var x = value(a, index, type), y = value(b, index, type);
-      if (x === y) { return value(a, 0, "num") - value(b, 0, "num"); }
-      if (x === null) { return 1; }
-      if (y === null) { return -1; }
-      return (x < y ? -1 : 1) * sign;
-    });
-    bodies.forEach(function (b) { table.appendChild(b); });
-    table.setAttribute("data-sorted", key + ":" + dir);
-    return true;
-  }
-  tabs.forEach(function (b) {
-    b.addEventListener("click", function () { show(b.getAttribute("data-tab")); });
-  });
-  Array.prototype.slice.call(document.querySelectorAll("table.lb")).forEach(function (table) {
-    Array.prototype.slice.call(table.tHead.rows[0].cells).forEach(function (th) {
-      function click() {
-        var now = th.getAttribute("aria-sort");
-        var dir = now ? (now === "ascending" ? "desc" : "asc") : th.getAttribute("data-first");
-        sortTable(table, th.getAttribute("data-key"), dir);
-      }
-      th.addEventListener("click", click);
-      th.addEventListener("keydown", function (e) { if (e.key === "Enter") { click(); } });
-    });
-  });
-  var params = {};
-  location.hash.replace(/^#/, "").split("&").forEach(function (part) {
-    var kv = part.split("=");
-    if (kv[0]) { params[decodeURIComponent(kv[0])] = decodeURIComponent(kv[1] || ""); }
-  });
-  var task = params.task && document.getElementById("tab-" + params.task) ? params.task
-    : (tabs.length ? tabs[0].getAttribute("data-tab") : null);
-  if (task) { show(task); }
-  if (params.sort) {
-    Array.prototype.slice.call(document.querySelectorAll("table.lb")).forEach(function (table) {
-      sortTable(table, params.sort, params.dir === "asc" ? "asc" : "desc");
-    });
-  }
-  var rows = document.querySelectorAll("table.lb tbody").length;
-  var status = document.getElementById("status");
-  if (status) { status.textContent = rows + " rows shown" + (params.sort ? ", sorted by " + params.sort : ""); }
-  document.body.setAttribute("data-ready", "1");
-})();
-"""
+@functools.cache
+def static(name: str) -> str:
+    """A file of the page's package data (``elsst_bench/leaderboard/static/``: ``board.css``, ``board.js``)."""
+    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
 
 
 def page(bench: Benchmark, tables: list[Table], n_entries: int) -> str:
@@ -423,7 +306,7 @@ def page(bench: Benchmark, tables: list[Table], n_entries: int) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{TITLE}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<title>{TITLE}</title>\n<style>\n{static('board.css')}</style>\n</head>\n<body>\n"
         f'<header><h1>{TITLE}</h1><p class="lede">Concept retrieval over the ELSST thesaurus. Every number is '
         "re-computed from the submitted rankings against the benchmark's own qrels "
         f'(<code>{_e(bench.dataset_id)}</code>, split <code>{_e(bench.split)}</code>, dataset fingerprint '
@@ -432,5 +315,5 @@ def page(bench: Benchmark, tables: list[Table], n_entries: int) -> str:
         f'<nav class="tabs" role="tablist">{nav}</nav>\n<main>{panels}</main>\n'
         f"<footer><p>{_e(note)}</p><p>Generated by elsst-bench from leaderboards/entries/*.json; "
         "<code>elsst-bench leaderboard --verify</code> re-scores every entry.</p></footer>\n"
-        f"<script>{JS}</script>\n</body>\n</html>\n"
+        f"<script>\n{static('board.js')}</script>\n</body>\n</html>\n"
     )

@@ -13,9 +13,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..evaluation.report import metrics_filename
+from ..metric_names import PRIMARY_METRIC
 from . import store
 from .benchmark import DEFAULT_LEADERBOARD, benchmark_dataset, read_benchmark
-from .board import LABELS, PRIMARY
+from .board import LABELS
 from .entry import build, check_name, identity
 from .validate import validate_config, validate_run
 
@@ -29,7 +31,7 @@ class Submitted:
 
 def reported_differences(run_dir: Path, entry: dict, split: str) -> list[str]:
     """Lines saying where ``metrics.json`` reports other numbers than the re-scored ones (informative only)."""
-    path = run_dir / ("metrics.json" if split == "test" else f"metrics.{split}.json")
+    path = run_dir / metrics_filename(split)
     try:
         reported = json.loads(path.read_text(encoding="utf-8"))["scores"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -38,12 +40,12 @@ def reported_differences(run_dir: Path, entry: dict, split: str) -> list[str]:
     for task, per_lang in entry["scores"].items():
         for lang, ours in per_lang.items():
             try:
-                theirs = reported[task][lang][PRIMARY]
+                theirs = reported[task][lang][PRIMARY_METRIC]
             except (KeyError, TypeError):
                 continue
-            mine = ours.get(PRIMARY)
+            mine = ours.get(PRIMARY_METRIC)
             if isinstance(theirs, (int, float)) and mine is not None and abs(theirs - mine) > 1e-9:
-                notes.append(f"{path.name} reports {LABELS[PRIMARY]} {theirs:.4f} for {task}/{lang}; the board "
+                notes.append(f"{path.name} reports {LABELS[PRIMARY_METRIC]} {theirs:.4f} for {task}/{lang}; the board "
                              f"shows the re-scored {mine:.4f}")
     return notes
 

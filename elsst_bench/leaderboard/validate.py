@@ -20,7 +20,6 @@ the file and the query, when
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import re
 import zlib
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import runs
 from ..errors import DataError
 from ..evaluation.rankings import TOP_K
 from ..tasks import PreparedDataset
@@ -50,20 +50,9 @@ class Submission:
     references: dict[tuple[str, str], Reference] = field(default_factory=dict)
 
 
-def read_config(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not run_dir.is_dir():
-        raise DataError(f"run directory {run_dir} {'is not a directory' if run_dir.exists() else 'does not exist'}")
-    if not path.is_file():
-        raise DataError(f"{run_dir} has no config.json; a submission is a run directory (elsst-bench train or "
-                        "evaluate) or one laid out like it (see CONTRIBUTING.md)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not valid JSON ({err})") from err
-    if not isinstance(config, dict):
-        raise DataError(f"{path} is not a run configuration (a JSON object)")
-    return config
+#: What a submission must be, said when the directory has no config.json.
+SUBMISSION_HINT = ("a submission is a run directory (elsst-bench train or evaluate) or one laid out like it "
+                   "(see CONTRIBUTING.md)")
 
 
 def is_zero_shot(config: dict) -> bool:
@@ -194,7 +183,7 @@ def check_rankings(path: Path, ref: Reference, split: str) -> np.ndarray:
 def validate_config(run_dir: str | Path, bench: Benchmark) -> dict:
     """The cheap checks (no dataset needed): config completeness and the dataset fingerprint."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = runs.read_config(run_dir, hint=SUBMISSION_HINT)
     check_config(config, run_dir, bench)
     return config
 

@@ -1,0 +1,41 @@
+"""What an adapter directory holds, and reading its config (torch-free).
+
+``adapter.safetensors`` holds only adapter tensors (plus the frozen buffers a method needs to be rebuilt:
+EigenLoRAx bases, PiCa projections, PiSSA's initial factors, VeRA's random projections), keyed
+``<module name>.<tensor>``; a tensor shared by several layers (PiCa's M, VeRA's projections) is stored once,
+under the first layer that holds it. ``adapter_config.json`` names the method, its resolved options, the rank,
+the exact target module names, the base model identity, a fingerprint of the base weights of the target
+modules (:func:`.targets.base_fingerprint`; this, not the file hash, is what ``load_adapter`` checks, so the
+same weights saved in another file format still match), the trainable-parameter count and method-specific
+fields. Writing and loading the tensors is :mod:`.io`'s job; this module only knows the layout, so a caller
+(the CLI, a sweep, EigenLoRAx's source check) can inspect an adapter directory without importing torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import AdapterError
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter.safetensors"
+CONFIG_FORMAT = 1
+
+#: fields every adapter config has, with their JSON types
+REQUIRED_FIELDS = {"method": str, "rank": int, "options": dict, "target_modules": list, "base_fingerprint": str}
+
+
+def read_adapter_config(directory: str | Path) -> dict:
+    """The parsed ``adapter_config.json`` of an adapter directory (AdapterError when missing or corrupt)."""
+    path = Path(directory) / ADAPTER_CONFIG
+    if not path.is_file():
+        raise AdapterError(f"{directory} is not an adapter directory (no {ADAPTER_CONFIG})")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AdapterError(f"adapter config {path} is corrupt ({err.__class__.__name__})") from None
+    for key, kind in REQUIRED_FIELDS.items():
+        if not isinstance(config, dict) or not isinstance(config.get(key), kind):
+            raise AdapterError(f"adapter config {path} is corrupt (field {key!r} missing or of the wrong type)")
+    return config

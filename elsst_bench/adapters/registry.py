@@ -1,0 +1,174 @@
+"""The registry: every method the benchmark knows, as a torch-free entry, and the lazy way to its implementation.
+
+An entry (:class:`MethodInfo`) says what a method is without loading it: its name, where it comes from
+(``native``, ``peft``, ``baseline``), its trainable-parameter formula and size knob, a one-line summary, its
+typed config class (options, defaults, validation and default learning rate; :mod:`.configs`), whether it
+trains at all and whether it is an adapter (applied by :func:`~.apply.apply_adapter`, saved as an ``adapter/``
+directory) — and, for adapters, which module holds its implementation (a :class:`~.method.Method` subclass).
+:func:`get_method` imports that module on first use, so listing, describing and configuring methods never
+imports torch.
+
+The two baselines are entries too: ``none`` (zero-shot: trains nothing) and ``full`` (every encoder weight
+trains; the training layer saves the whole model). They are not adapters, so :func:`get_method` and
+``apply_adapter`` refuse them with a sentence saying so; :func:`method_info` describes them like any other.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..errors import AdapterError
+from . import configs
+from .configs import MethodConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .method import Method
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """One registry entry (torch-free)."""
+
+    config_class: type[MethodConfig]
+    source: str  # native, peft or baseline
+    formula: str  # trainable parameters per module
+    summary: str
+    knob: str = "rank"  # what the budget solver turns
+    #: ``"module:Class"`` of the Method subclass (a module relative to this package); None for baselines
+    implementation: str | None = None
+    trains: bool = True  # False: nothing is trained (zero-shot)
+    is_adapter: bool = True  # False: no apply_adapter, no adapter/ directory
+
+    @property
+    def name(self) -> str:
+        return self.config_class.method
+
+    @property
+    def default_lr(self) -> float | None:
+        return self.config_class.default_lr
+
+    def training_inputs(self, anchors: Sequence[str], sources: Sequence[str],
+                        options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Apply-time inputs to pass from training (GeLoRA: ``texts``; EigenLoRAx: ``sources``; else ``{}``).
+
+        ``options``, when given, are the caller's own options: an input already there is not recomputed.
+        """
+        return self.config_class.training_inputs(anchors, sources, options)
+
+    def describe(self) -> dict[str, str]:
+        """The row ``elsst-bench adapters`` prints: name, source, params formula, knob, summary."""
+        return {"name": self.name, "source": self.source, "params": self.formula, "knob": self.knob,
+                "summary": self.summary}
+
+
+_ENTRIES: dict[str, MethodInfo] = {}
+_METHODS: dict[str, "Method"] = {}  # implementations loaded so far, one instance each
+
+
+def register(info: MethodInfo) -> MethodInfo:
+    """Add an entry to the registry (its name must be new); returns it."""
+    if not info.name or info.name in _ENTRIES:
+        raise ValueError(f"cannot register method {info.name!r}: the name is empty or taken")
+    if info.is_adapter and not info.implementation:
+        raise ValueError(f"adapter {info.name!r} needs an implementation ('module:Class')")
+    _ENTRIES[info.name] = info
+    return info
+
+
+for _info in (
+    # native methods
+    MethodInfo(configs.LoRAConfig, "native", "r·(d_in + d_out)",
+               "low-rank update s·BA, B=0 at init (Hu et al. 2021)", implementation=".lora:LoRA"),
+    MethodInfo(configs.OrthoGeoLoRAConfig, "native", "r·(d_in + d_out) + r",
+               "SVD-form update s·U diag(σ) Vᵀ, U and V on the Stiefel manifold via QR (arXiv 2601.09185)",
+               implementation=".orthogeolora:OrthoGeoLoRA"),
+    MethodInfo(configs.GeLoRAConfig, "native", "Σ_blocks r_ℓ·Σ(d_in + d_out), r_ℓ from intrinsic-dimension gaps",
+               "LoRA with per-block ranks from TwoNN intrinsic dimensions of hidden states (arXiv 2412.09250)",
+               knob="rank (total r·L)", implementation=".gelora:GeLoRA"),
+    MethodInfo(configs.SMoAConfig, "native", "Σ_k r_k·(d_in + d_out) = r·(d_in + d_out)",
+               "high-rank modulation s·Σ_k W0^(k) ⊙ B_k A_k in K spectral subspaces (arXiv 2601.07507)",
+               implementation=".smoa:SMoA"),
+    MethodInfo(configs.EigenLoRAxConfig, "native", "2·K'·r, K' = k + k_gs",
+               "coefficients on the principal subspace of saved LoRA adapters (+ k_gs random directions) "
+               "(arXiv 2502.04700)", knob="K' (k_gs)", implementation=".eigenlorax:EigenLoRAx"),
+    MethodInfo(configs.PiCaConfig, "native", "Σ_types r·d_out (shared M; unshared: Σ_layers r·d_out)",
+               "ΔW = M·P onto W0's top-r singular directions, M shared per module type (arXiv 2505.20211)",
+               implementation=".pica:PiCa"),
+    # PEFT's own methods
+    MethodInfo(configs.DoRAConfig, "peft", "r·(d_in + d_out) + d_out",
+               "weight-decomposed LoRA: magnitude m and direction W0 + sBA (PEFT use_dora=True)",
+               knob="rank (+1 on some module types)", implementation=".peft_methods:DoRA"),
+    MethodInfo(configs.PiSSAConfig, "peft", "r·(d_in + d_out)",
+               "LoRA initialised on W0's principal singular components, residual base (PEFT init_lora_weights='pissa')",
+               implementation=".peft_methods:PiSSA"),
+    MethodInfo(configs.VeRAConfig, "peft", "r + d_out (shared frozen random A, B)",
+               "vector-based random matrix adaptation: scaling vectors on shared random projections (PEFT)",
+               implementation=".peft_methods:VeRA"),
+    MethodInfo(configs.HRAConfig, "peft", "r·d_in (r Householder reflections, r even)",
+               "W0 times a product of r Householder reflections, paired to the identity at init (PEFT)",
+               knob="rank (number of reflections)", implementation=".peft_methods:HRA"),
+    # baselines: the training layer handles them
+    MethodInfo(configs.NoneConfig, "baseline", "0", "zero-shot: the base encoder as is", knob="-",
+               trains=False, is_adapter=False),
+    MethodInfo(configs.FullConfig, "baseline", "all encoder weights", "full fine-tuning of every encoder weight",
+               knob="-", is_adapter=False),
+):
+    register(_info)
+del _info
+
+
+def available_adapters() -> list[str]:
+    """Names accepted by ``apply_adapter``, in registry order (baselines ``none``/``full`` excluded)."""
+    return [name for name, info in _ENTRIES.items() if info.is_adapter]
+
+
+def baselines() -> list[str]:
+    """The registered methods that are not adapters (``none``, ``full``)."""
+    return [name for name, info in _ENTRIES.items() if not info.is_adapter]
+
+
+def available_methods() -> list[str]:
+    """Every registered method: the adapters, then the baselines."""
+    return [*available_adapters(), *baselines()]
+
+
+def _unknown(name: Any) -> AdapterError:
+    return AdapterError(
+        f"unknown adapter {name!r}; known: {', '.join(available_adapters())} (baselines: {', '.join(baselines())})"
+    )
+
+
+def method_info(name: str) -> MethodInfo:
+    """The torch-free entry of an adapter or baseline (AdapterError for an unknown name)."""
+    if not isinstance(name, str) or name not in _ENTRIES:
+        raise _unknown(name)
+    return _ENTRIES[name]
+
+
+def get_method(name: str) -> "Method":
+    """The implementation of adapter ``name`` (imported on first use). Baselines are refused: not adapters."""
+    info = method_info(name)
+    if not info.is_adapter:
+        raise AdapterError(
+            f"'{name}' is a baseline that the training layer handles, not an adapter; "
+            f"adapters: {', '.join(available_adapters())}"
+        )
+    if name not in _METHODS:
+        module, _, attribute = info.implementation.partition(":")
+        cls = getattr(importlib.import_module(module, __package__), attribute)
+        if cls.config_class is not info.config_class:  # pragma: no cover - a registry table error
+            raise TypeError(f"{info.implementation} does not implement {info.config_class.__name__}")
+        _METHODS[name] = cls()
+    return _METHODS[name]
+
+
+def describe_adapters() -> list[dict[str, str]]:
+    """One row per adapter and baseline: name, source (native/peft/baseline), params formula, knob, summary."""
+    return [_ENTRIES[name].describe() for name in available_methods()]
+
+
+#: ``{baseline: (source, formula, knob, summary)}`` (kept for callers of the old constant; prefer method_info)
+BASELINES = {name: (_ENTRIES[name].source, _ENTRIES[name].formula, _ENTRIES[name].knob, _ENTRIES[name].summary)
+             for name in baselines()}

@@ -1,0 +1,247 @@
+"""The run driver: ``train(config)`` takes a :class:`~.config.TrainConfig` to a complete run directory.
+
+1. resolve the options (:mod:`.config`) and the run directory; refuse what contradicts an existing run;
+2. load the base encoder; let the method make it trainable (an adapter injected by the adapter library,
+   every weight for ``full``, nothing for ``none``);
+3. train with :class:`~.trainer.AdapterTrainer` (MultipleNegativesRankingLoss over (query, grade-3
+   document) pairs, NO_DUPLICATES batches, dev evaluation each epoch, the best epoch kept);
+4. save the adapter (or the whole model for ``full``), evaluate on test and write ``metrics.json`` and the
+   rankings; mark the run complete.
+
+Every file is written atomically, so a run killed at any moment is resumable (``--resume``) or untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import atomic, runs
+from ..adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from ..errors import BenchError, NonFiniteLoss
+from .config import TrainConfig, default_run_id, method_entry, resolved_options
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint whose trainer_state.json was written (the Trainer writes it last)."""
+    root = run_dir / runs.CHECKPOINTS
+    if not root.exists():
+        return None
+    done = [p for p in root.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(done, key=lambda p: int(p.name.rsplit("-", 1)[-1]), default=None)
+
+
+def _check_run_dir(config: TrainConfig, run_dir: Path, options: dict) -> None:
+    """Refuse what would overwrite or mix runs; ``--overwrite`` replaces, ``--resume`` continues."""
+    if config.overwrite and config.resume:
+        raise BenchError("--overwrite and --resume contradict each other; pick one")
+    if config.overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if (run_dir / runs.CONFIG).exists():
+        previous = runs.read_config(run_dir)
+        if previous.get("status") == "complete":
+            raise BenchError(f"run {run_dir} is already complete; choose another --run-id or pass --overwrite")
+        if not config.resume:
+            raise BenchError(f"run {run_dir} exists but is incomplete; pass --resume to continue it")
+        if previous.get("options") != options:
+            changed = sorted(k for k in options if previous.get("options", {}).get(k) != options[k])
+            raise BenchError(f"--resume with different options than {run_dir} was started with: {', '.join(changed)}")
+    elif config.resume:
+        raise BenchError(f"nothing to resume: {run_dir} does not exist")
+
+
+def train(config: TrainConfig, progress: bool = True) -> Path:
+    """Train (or, for ``none``, just evaluate) and return the completed run directory."""
+    from ..devices import resolve_device
+    from ..models import model_identity
+    from ..paths import default_dataset_dir
+    from ..tasks import open_prepared
+
+    device = resolve_device(config.device)
+    dataset = open_prepared(config.dataset or default_dataset_dir())
+    identity = model_identity(config.model)
+    options = resolved_options(config, dataset, identity)
+    method = method_entry(config.adapter)
+    run_id = config.run_id or default_run_id(options)
+    run_dir = Path(config.out) / run_id
+
+    if config.spectra_every is not None and (not method.is_adapter or config.spectra_every < 1):
+        raise BenchError("--spectra-every needs an adapter (not none/full) and a number of steps >= 1")
+    _check_run_dir(config, run_dir, options)
+
+    record = {
+        "run_id": run_id,
+        "status": "running",
+        "options": options,
+        **{k: options[k] for k in ("adapter", "model", "seed", "dataset_id", "dataset_fingerprint")},
+        "device": device,
+        "versions": runs.versions(),
+        "git_commit": runs.git_commit(),
+        "command": " ".join(sys.argv),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(run_dir / runs.CONFIG, record)
+    started = time.perf_counter()
+    if method.trains:
+        model, trainable, train_info = _fit(config, options, dataset, run_dir, device, progress)
+    else:
+        model, trainable = _load_base(config, device), 0
+        train_info: dict[str, Any] = {"train_seconds": 0.0, "steps": 0}
+    record.update(train_info)
+    record["trainable_params"] = trainable
+    record["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
+    _save_model(model, method, run_dir, identity)
+    weights = run_dir / runs.ADAPTER_DIR / ADAPTER_WEIGHTS
+    if weights.exists():
+        record["adapter_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    record["adapter_config"] = _adapter_config(run_dir)
+    atomic.write_json(run_dir / runs.CONFIG, record)  # still "running": metrics come next
+
+    from ..evaluation import evaluate_model
+
+    eval_identity = {**identity, "run": run_id, "adapter_sha256": record.get("adapter_sha256")}
+    result = evaluate_model(
+        model, dataset, split="test", tasks=options["eval_tasks"], languages=options["eval_languages"],
+        identity=eval_identity, adapter=config.adapter, trainable_params=trainable, show_progress=progress,
+    )
+    result.write(run_dir)
+    record["status"] = "complete"
+    record["wall_seconds"] = round(time.perf_counter() - started, 2)
+    record["test_main_score"] = result.metrics.get("main_score")
+    atomic.write_json(run_dir / runs.CONFIG, record)
+    if not config.keep_checkpoints:
+        shutil.rmtree(run_dir / runs.CHECKPOINTS, ignore_errors=True)
+    return run_dir
+
+
+def _load_base(config: TrainConfig, device: str):
+    from ..models import load_sentence_transformer
+
+    return load_sentence_transformer(config.model, device=device)
+
+
+def _adapter_config(run_dir: Path) -> dict | None:
+    path = run_dir / runs.ADAPTER_DIR / ADAPTER_CONFIG
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _save_model(model, method, run_dir: Path, identity: dict) -> None:
+    """An adapter's own tensors under ``adapter/``; a fully fine-tuned encoder whole under ``model/``."""
+    if not method.trains:
+        return
+    if not method.is_adapter:
+        with atomic.directory(run_dir / runs.MODEL_DIR) as tmp:
+            model.save(str(tmp))
+        return
+    from ..adapters import save_adapter
+
+    with atomic.directory(run_dir / runs.ADAPTER_DIR) as tmp:
+        save_adapter(model, tmp, base_model=identity)
+
+
+def _make_trainable(model, method, options: dict, pairs, sources: list[str]) -> int:
+    """Apply the method to ``model`` and return its trainable-parameter count."""
+    if not method.is_adapter:  # full fine-tuning: every encoder weight
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return sum(p.numel() for p in model.parameters())
+    from ..adapters import apply_adapter, count_trainable
+
+    extra = dict(options["options"])
+    extra.update(method.training_inputs(pairs.anchors, sources, options=extra))
+    apply_adapter(model, options["adapter"], rank=options["rank"], budget=options["budget"],
+                  base_model=options["model"], **extra)
+    return count_trainable(model)
+
+
+def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str, progress: bool):
+    """Apply the method and train with the Trainer; returns (model with best weights, trainable, info)."""
+    import transformers
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    from ..metric_names import dev_key
+    from ..pairs import training_pairs
+    from .callbacks import RunLog, SpectraLog
+    from .evaluator import DevEvaluator
+    from .trainer import AdapterTrainer
+
+    method = method_entry(config.adapter)
+    transformers.set_seed(config.seed)
+    pairs = training_pairs(dataset, options["tasks"], options["languages"], limit=config.max_pairs)
+    model = _load_base(config, device)
+    trainable = _make_trainable(model, method, options, pairs, config.sources)
+
+    transformers.set_seed(config.seed)  # same initial state for the data order whatever apply_adapter drew
+    train_dataset = pairs.to_dataset()
+    steps_per_epoch = max(1, len(train_dataset) // config.batch_size)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(run_dir / runs.CHECKPOINTS),
+        num_train_epochs=options["epochs"],
+        per_device_train_batch_size=options["batch_size"],
+        learning_rate=options["lr"],
+        warmup_steps=options["warmup_ratio"],  # a float < 1 is a ratio of the total steps (Transformers v5)
+        weight_decay=options["weight_decay"],
+        seed=config.seed,
+        data_seed=config.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=dev_key(),
+        greater_is_better=True,
+        logging_steps=max(1, min(10, steps_per_epoch // 2)),
+        report_to="none",
+        use_cpu=device == "cpu",
+        fp16=device.startswith("cuda") and method.is_adapter,
+        dataloader_num_workers=0,
+        disable_tqdm=not progress,
+        save_only_model=False,
+    )
+    evaluator = DevEvaluator(dataset, options["eval_tasks"], options["eval_languages"])
+    log = RunLog(run_dir / runs.TRAIN_LOG, resume=config.resume)
+    loss = MultipleNegativesRankingLoss(model)
+    trainer = AdapterTrainer(
+        model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator, callbacks=[log],
+        adapter_checkpoints=method.is_adapter, fail_at_step=config.fail_at_step,
+    )
+    if config.spectra_every:
+        trainer.add_callback(SpectraLog(model, run_dir / runs.SPECTRA_LOG, config.spectra_every, resume=config.resume))
+    if not progress:  # quiet: the log goes to train_log.jsonl, not to the terminal
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    checkpoint = latest_checkpoint(run_dir) if config.resume else None
+    started = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except NonFiniteLoss as err:
+        last = latest_checkpoint(run_dir)
+        where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+        raise NonFiniteLoss(f"{err}; {where}; lower --lr and retry (or --resume from it)") from None
+    info = {
+        "train_seconds": round(time.perf_counter() - started + log.previous_seconds, 2),
+        "steps": trainer.state.global_step,
+        "train_pairs": len(train_dataset),
+        "pairs_per_source": pairs.counts,
+        "best_dev_score": trainer.state.best_metric,
+        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint else None,
+        "resumed_from": checkpoint.name if checkpoint else None,
+    }
+    return model, trainable, info
