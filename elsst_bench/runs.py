@@ -127,7 +127,7 @@ def load_run(run_dir: str | Path, device: str | None = "cpu"):
     Returns ``(model, info)`` with ``info = {"identity", "adapter", "trainable_params", "dataset_fingerprint",
     "config"}``. ``identity`` names the base model and the adapter file, so embedding caches never mix runs.
     """
-    from .models import load_sentence_transformer
+    from .models import load_sentence_transformer, locate
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
@@ -137,7 +137,7 @@ def load_run(run_dir: str | Path, device: str | None = "cpu"):
     if trains(adapter) and not is_adapter(adapter):  # full fine-tuning: the whole encoder was saved
         model = load_sentence_transformer(str(run_dir / MODEL_DIR), device=device)
     else:
-        model = load_sentence_transformer(config["model"]["location"], device=device)
+        model = load_sentence_transformer(locate(config["model"]), device=device)
         if is_adapter(adapter):
             from .adapters import load_adapter
 

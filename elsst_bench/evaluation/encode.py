@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models import role_prompt
+
 MAX_SHARDS = 16
 
 
@@ -47,20 +49,6 @@ def model_cache_key(identity: dict | None, extra: str | None = None) -> str | No
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def _prompt(model, role: str) -> str:
-    """The prompt ``encode_query``/``encode_document`` prepend for ``role`` (``""`` if none).
-
-    Mirrors sentence-transformers 6: a query uses the "query" prompt, a document the first of "document",
-    "passage", "corpus" that the model defines; otherwise the default prompt, if any.
-    """
-    prompts = getattr(model, "prompts", None) or {}
-    for name in (("query",) if role == "query" else ("document", "passage", "corpus")):
-        if name in prompts:
-            return prompts[name] or ""
-    default = getattr(model, "default_prompt_name", None)
-    return (prompts.get(default) or "") if default else ""
-
-
 def role_signature(model, role: str) -> str:
     """What makes a ``role`` ("query" or "document") encoding differ from a plain one for this model."""
     own = getattr(model, "role_signature", None)
@@ -70,7 +58,7 @@ def role_signature(model, role: str) -> str:
         routed = any(type(module).__name__ == "Router" for module in model)
     except TypeError:  # not an nn.Sequential-like model (e.g. a test double)
         routed = False
-    prompt = _prompt(model, role)
+    prompt = role_prompt(model, role)
     return f"{role}|{prompt}" if routed else prompt
 
 

@@ -67,9 +67,11 @@ def load_run_model(run_dir: str | Path, ds, device: str = "cpu") -> LoadedModel:
     config = runs.read_config(run_dir, hint=RUN_DIR_HINT)
     check_run_fingerprint(run_dir, config, ds)
     if config.get("kind") == "zero-shot":
-        location = (config.get("model") or {}).get("location")
-        if not location:
-            raise DataError(f"{run_dir}/config.json names no model location")
+        from ..models import locate
+
+        if not isinstance(config.get("model"), dict):
+            raise DataError(f"{run_dir}/config.json names no model")
+        location = locate(config["model"])
         loaded = load_base_model(location, device)
         loaded.identity = dict(config["model"], location=location)
         loaded.run_dir = run_dir

@@ -168,6 +168,16 @@ def _make_trainable(model, method, options: dict, pairs, sources: list[str]) -> 
     return count_trainable(model)
 
 
+def _column_prompts(model) -> dict[str, str] | None:
+    """The model's own prompts for the pair columns (``anchor`` is a query, ``positive`` a document), so
+    training sees a text as evaluation encodes it (multilingual-e5: ``query: `` / ``passage: ``); None for a
+    model without prompts (all-MiniLM-L6-v2), which trains on the bare texts as before."""
+    from ..models import role_prompt
+
+    query, document = role_prompt(model, "query"), role_prompt(model, "document")
+    return {"anchor": query, "positive": document} if query or document else None
+
+
 def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str, progress: bool):
     """Apply the method and train with the Trainer; returns (model with best weights, trainable, info)."""
     import transformers
@@ -189,6 +199,7 @@ def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str
 
     transformers.set_seed(config.seed)  # same initial state for the data order whatever apply_adapter drew
     train_dataset = pairs.to_dataset()
+    prompts = _column_prompts(model)
     steps_per_epoch = max(1, len(train_dataset) // config.batch_size)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(run_dir / runs.CHECKPOINTS),
@@ -213,6 +224,7 @@ def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str
         dataloader_num_workers=0,
         disable_tqdm=not progress,
         save_only_model=False,
+        prompts=prompts,
     )
     evaluator = DevEvaluator(dataset, options["eval_tasks"], options["eval_languages"])
     log = RunLog(run_dir / runs.TRAIN_LOG, resume=config.resume)
