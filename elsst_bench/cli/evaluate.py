@@ -22,7 +22,7 @@ def _progress(quiet: bool) -> bool:
 def evaluate(
     run_dir: Optional[str] = typer.Argument(None, help="Training run directory (config.json + adapter/)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Base model id or path (zero-shot). "
-                                        "Default: the offline all-MiniLM-L6-v2."),
+                                        "Default: multilingual-e5-small (offline; $ELSST_BENCH_MODEL overrides)."),
     split: str = typer.Option("test", help="dev or test (train works too)."),
     tasks: Optional[list[str]] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks or 'all' "
                                               "(default: all; for a RUN_DIR, the run's evaluation tasks)."),

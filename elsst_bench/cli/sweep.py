@@ -19,7 +19,7 @@ def sweep(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (one line per run)."),
 ) -> None:
     """Run every planned run not yet complete (resuming interrupted ones), submit, re-render the leaderboard."""
-    from ..sweep import load_plan, run_sweep, state, submitted_entry
+    from ..sweep import load_plan, run_sweep, state, submitted_entry, tuned_lr
     from ..training import size_label
 
     plan = load_plan(config)
@@ -30,8 +30,14 @@ def sweep(
             if run.submit and plan.leaderboard is not None:
                 on_board = "yes" if submitted_entry(run, plan.leaderboard) else "no"
             size = size_label(run.config.adapter, run.config.rank, run.config.budget)
-            rows.append([run.id, run.config.adapter, size, run.config.seed, state(run), on_board])
-        print_table(["run", "adapter", "size", "seed", "state", "submitted"], rows)
+            if run.lr_from is not None:
+                picked = tuned_lr(plan, run)
+                lr = f"{picked[0]:g} (dev)" if picked else "tuned (pending)"
+            else:
+                lr = f"{run.config.lr:g}" if run.config.lr is not None else "default"
+            test = "yes" if run.config.test else "dev only"
+            rows.append([run.id, run.config.adapter, size, lr, run.config.seed, test, state(run), on_board])
+        print_table(["run", "adapter", "size", "lr", "seed", "test", "state", "submitted"], rows)
         todo = sum(state(r) != "complete" for r in plan.runs)
         print(f"{len(plan.runs)} runs in {config}: {todo} to train, {len(plan.runs) - todo} complete")
         return

@@ -31,7 +31,7 @@ def _parse_options(values: list[str] | None) -> dict:
 @app.command()
 def train(
     adapter: str = typer.Option(..., "--adapter", "-a", help="Adapter name (see `elsst-bench adapters`), 'full' or 'none'."),
-    model: Optional[str] = typer.Option(None, help="Base model id or path. Default: the packaged all-MiniLM-L6-v2."),
+    model: Optional[str] = typer.Option(None, help="Base model: multilingual-e5-small (default; $ELSST_BENCH_MODEL overrides), all-MiniLM-L6-v2, an id or a path."),
     rank: int = typer.Option(8, help="Adapter rank r."),
     budget: Optional[str] = typer.Option(None, help="Match LoRA rank N's parameter count: 'lora-rN'."),
     tasks: Optional[list[str]] = typer.Option(None, "--tasks", "-t", help="Training tasks (default broader,synonym,crosslingual)."),
@@ -47,9 +47,13 @@ def train(
     dataset: Optional[Path] = typer.Option(None, help="Prepared dataset directory (default data/prepared/elsst-r5)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="Adapter option key=value (repeatable)."),
     sources: Optional[list[str]] = typer.Option(None, "--sources", help="EigenLoRAx: LoRA run directories (repeatable)."),
-    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Use at most N pairs per task/language (smoke tests)."),
+    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="At most N pairs per task and language: a fixed hash sample, the same for every method and seed."),
     eval_languages: Optional[list[str]] = typer.Option(None, "--eval-languages", help="Evaluation languages (default: training ones)."),
     eval_tasks: Optional[list[str]] = typer.Option(None, "--eval-tasks", help="Evaluation tasks (default: all prepared)."),
+    dev_languages: Optional[list[str]] = typer.Option(None, "--dev-languages", help="Dev (epoch selection) "
+                                                      "languages (default: the evaluation ones)."),
+    test: bool = typer.Option(True, "--test/--no-test", help="Score on test at the end; --no-test: a dev-only "
+                              "run (learning-rate tuning)."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep Trainer checkpoints after completion."),
     spectra_every: Optional[int] = typer.Option(None, "--spectra-every", help="Log ΔW's singular values and "
                                                 "effective rank every N steps to spectra.jsonl."),
@@ -70,17 +74,23 @@ def train(
         run_id=run_id, resume=resume, device=device, dataset=str(dataset) if dataset else None,
         options=_parse_options(option), sources=source_dirs, max_pairs=max_pairs,
         eval_languages=split_list(eval_languages), eval_tasks=split_list(eval_tasks),
-        keep_checkpoints=keep_checkpoints, spectra_every=spectra_every, overwrite=overwrite,
+        dev_languages=split_list(dev_languages), test=test, keep_checkpoints=keep_checkpoints, spectra_every=spectra_every, overwrite=overwrite,
     )
     run_dir = run_training(config, progress=not quiet)
     record = runs.read_config(run_dir)
-    metrics = json.loads((run_dir / runs.METRICS).read_text())
+    metrics_file = run_dir / runs.METRICS
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else None  # --no-test: none
     if as_json:
         print_json({"run_dir": str(run_dir), "config": record, "metrics": metrics})
         return
     print(f"run {run_dir}: {record['adapter']}, {record['trainable_params']:,} trainable parameters, "
           f"{record.get('steps', 0)} steps in {record.get('train_seconds', 0):.1f} s, "
           f"peak memory {record['peak_memory_mb']:.0f} MB, device {record['device']}")
+    if metrics is None:
+        dev = record.get("best_dev_score")
+        print(f"best dev score (macro graded nDCG@10): {dev:.4f}; not scored on test (--no-test)"
+              if dev is not None else "not scored on test (--no-test)")
+        return
     from ..evaluation.report import table
 
     print_table(*table(metrics))

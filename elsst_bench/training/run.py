@@ -25,7 +25,7 @@ from typing import Any
 from .. import atomic, runs
 from ..adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from ..errors import BenchError, NonFiniteLoss
-from .config import TrainConfig, default_run_id, method_entry, resolved_options
+from .config import TrainConfig, default_run_id, dev_languages, method_entry, resolved_options, scores_test
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -110,22 +110,28 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         record["adapter_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     record["adapter_config"] = _adapter_config(run_dir)
     atomic.write_json(run_dir / runs.CONFIG, record)  # still "running": metrics come next
-
-    from ..evaluation import evaluate_model
-
-    eval_identity = {**identity, "run": run_id, "adapter_sha256": record.get("adapter_sha256")}
-    result = evaluate_model(
-        model, dataset, split="test", tasks=options["eval_tasks"], languages=options["eval_languages"],
-        identity=eval_identity, adapter=config.adapter, trainable_params=trainable, show_progress=progress,
-    )
-    result.write(run_dir)
+    if scores_test(options):
+        _score_test(model, dataset, options, record, run_dir, progress)
     record["status"] = "complete"
     record["wall_seconds"] = round(time.perf_counter() - started, 2)
-    record["test_main_score"] = result.metrics.get("main_score")
     atomic.write_json(run_dir / runs.CONFIG, record)
     if not config.keep_checkpoints:
         shutil.rmtree(run_dir / runs.CHECKPOINTS, ignore_errors=True)
     return run_dir
+
+
+def _score_test(model, dataset, options: dict, record: dict, run_dir: Path, progress: bool) -> None:
+    """Evaluate on test, write metrics.json and the rankings, and note the main score in ``record``."""
+    from ..evaluation import evaluate_model
+
+    run_id, identity, trainable = record["run_id"], options["model"], record["trainable_params"]
+    eval_identity = {**identity, "run": run_id, "adapter_sha256": record.get("adapter_sha256")}
+    result = evaluate_model(
+        model, dataset, split="test", tasks=options["eval_tasks"], languages=options["eval_languages"],
+        identity=eval_identity, adapter=options["adapter"], trainable_params=trainable, show_progress=progress,
+    )
+    result.write(run_dir)
+    record["test_main_score"] = result.metrics.get("main_score")
 
 
 def _load_base(config: TrainConfig, device: str):
@@ -226,7 +232,7 @@ def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str
         save_only_model=False,
         prompts=prompts,
     )
-    evaluator = DevEvaluator(dataset, options["eval_tasks"], options["eval_languages"])
+    evaluator = DevEvaluator(dataset, options["eval_tasks"], dev_languages(options))
     log = RunLog(run_dir / runs.TRAIN_LOG, resume=config.resume)
     loss = MultipleNegativesRankingLoss(model)
     trainer = AdapterTrainer(
