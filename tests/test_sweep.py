@@ -13,7 +13,7 @@ from leaderboard_fixtures import new_board, snapshot
 from elsst_bench import runs
 from elsst_bench.errors import BenchError
 from elsst_bench.leaderboard import verify
-from elsst_bench.sweep import SUBMITTED, load_plan, run_sweep
+from elsst_bench.sweep import SUBMITTED, load_plan, run_sweep, tuned_lr, with_tuned_lr
 from elsst_bench.training import NonFiniteLoss, TrainConfig, train
 
 TINY = 'epochs = 1\nbatch_size = 8\nmax_pairs = 16\nlanguages = ["en"]\neval_tasks = ["broader"]\n'
@@ -69,6 +69,12 @@ languages = ["en", "de"]
     ('[[runs]]\nid = "a"\nadapter = "lora"\n', "set out ="),
     ('out = "x"\n', "no [[runs]] blocks"),
     ('out = "x"\n[[runs]\n', "not valid TOML"),
+    ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\ntest = false\nsubmit = true\n', "has no test rankings"),
+    ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nlr_from = "t/*"\n', "matches no earlier run"),
+    ('out = "x"\n[[runs]]\nid = "t/a"\nadapter = "lora"\n[[runs]]\nid = "b"\nadapter = "lora"\nlr = 0.1\n'
+     'lr_from = "t/*"\n', "do not also set lr"),
+    ('out = "x"\n[[runs]]\nid = "t/a"\nadapter = "lora"\n[[runs]]\nid = "b{lr}"\nadapter = "lora"\n'
+     'lr_from = "t/*"\n', "names {lr}"),
 ])
 def test_bad_sweep_files_are_refused_with_one_line(tmp_path, text, fragment):
     with pytest.raises(BenchError) as info:
@@ -159,3 +165,63 @@ epochs = 2
 def test_a_failing_run_stops_the_sweep_with_its_own_message(small_dataset, tmp_path, cli):
     path = sweep_file(tmp_path, small_dataset.path, None, '[[runs]]\nid = "e"\nadapter = "eigenlorax"\n')
     assert_one_line_error(cli("sweep", path, "--quiet"), "eigenlorax needs --sources")
+
+
+TUNED = """
+out = "{out}"
+[defaults]
+languages = ["en"]
+lr = 0.5
+[[runs]]
+id = "tuning/{{adapter}}-lr{{lr}}"
+test = false
+seed = 0
+matrix = {{ adapter = ["lora", "pica"], lr = [0.001, 0.003, 0.01] }}
+[[runs]]
+id = "{{adapter}}-s{{seed}}"
+lr_from = "tuning/{{adapter}}-lr*"
+matrix = {{ adapter = ["lora", "pica"], seed = [0, 1] }}
+submit = true
+"""
+
+
+def fake_tuning_run(run_dir: Path, lr: float, dev: float) -> None:
+    """A complete dev-only run as `train --no-test` records it (only what the rate choice reads)."""
+    run_dir.mkdir(parents=True)
+    (run_dir / runs.CONFIG).write_text(json.dumps({"status": "complete", "best_dev_score": dev,
+                                                   "options": {"lr": lr, "test": False}}))
+
+
+def test_lr_from_picks_the_rate_with_the_best_dev_score_when_the_run_is_reached(tmp_path, cli):
+    path = write(tmp_path / "s.toml", TUNED.format(out=tmp_path / "grid"))
+    plan = load_plan(path)
+    tuning, grid = plan.runs[:6], plan.runs[6:]
+    assert [r.config.test for r in tuning] == [False] * 6 and all(r.config.test for r in grid)
+    assert [r.id for r in grid] == ["lora-s0", "lora-s1", "pica-s0", "pica-s1"]  # outer matrix key first
+    assert [r.lr_from for r in grid] == ["tuning/lora-lr*"] * 2 + ["tuning/pica-lr*"] * 2
+    assert all(r.config.lr is None for r in grid)  # the default lr = 0.5 does not apply to a tuned block
+    lora0 = grid[0]
+    assert tuned_lr(plan, lora0) is None  # nothing trained yet
+    with pytest.raises(BenchError, match="tuning/lora-lr0.001 is not complete") as err:
+        with_tuned_lr(plan, lora0)
+    assert "\n" not in str(err.value)
+    dry = cli("sweep", path, "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.count("tuned (pending)") == 4 and dry.stdout.count("dev only") == 6
+
+    # lora: 3e-3 has the best dev score; pica: a tie between 1e-3 and 1e-2 goes to the first in file order.
+    for lr, dev in ((0.001, 0.41), (0.003, 0.47), (0.01, 0.44)):
+        fake_tuning_run(tmp_path / "grid" / f"tuning/lora-lr{lr}", lr, dev)
+    for lr, dev in ((0.001, 0.52), (0.003, 0.50), (0.01, 0.52)):
+        fake_tuning_run(tmp_path / "grid" / f"tuning/pica-lr{lr}", lr, dev)
+    assert tuned_lr(plan, lora0) == (0.003, "tuning/lora-lr0.003")
+    assert tuned_lr(plan, grid[2]) == (0.001, "tuning/pica-lr0.001")
+    picked = [with_tuned_lr(plan, r) for r in grid]
+    assert [r.config.lr for r in picked] == [0.003, 0.003, 0.001, 0.001]
+    assert [r.id for r in picked] == [r.id for r in grid] and picked[0].run_dir == lora0.run_dir
+    dry = cli("sweep", path, "--dry-run")
+    assert dry.stdout.count("0.003 (dev)") == 2 and dry.stdout.count("0.001 (dev)") == 2
+
+    broken = tmp_path / "grid" / "tuning/pica-lr0.003" / runs.CONFIG
+    broken.write_text(json.dumps({"status": "complete", "options": {"lr": 0.003}}))
+    with pytest.raises(BenchError, match="records no best_dev_score"):
+        tuned_lr(plan, grid[2])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.torch import load_file
+from tiny_model import LINEAR_LAYERS, LORA_R8_PARAMS
 
 from elsst_bench import runs
 from elsst_bench.metric_names import dev_key
@@ -40,7 +41,7 @@ def test_run_directory_contents(small_dataset, tmp_path):
     record = runs.read_config(run_dir)
     assert record["status"] == "complete"
     assert record["dataset_fingerprint"] == small_dataset.fingerprint
-    assert record["trainable_params"] == 331_776 and record["adapter_config"]["method"] == "lora"
+    assert record["trainable_params"] == LORA_R8_PARAMS and record["adapter_config"]["method"] == "lora"
     assert record["options"]["lr"] == 3e-3 and record["options"]["languages"] == ["de", "en"]
     assert record["steps"] > 0 and record["train_seconds"] > 0 and record["peak_memory_mb"] > 0
     assert {"torch", "sentence-transformers", "elsst-bench"} <= set(record["versions"])
@@ -153,7 +154,7 @@ def test_inspect_reports_spectra_and_writes_plots(small_dataset, tmp_path, cli):
     result = cli("inspect", str(run_dir), "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["trainable_params"] == 331_776 and len(info["layers"]) == 36
+    assert info["trainable_params"] == LORA_R8_PARAMS and len(info["layers"]) == LINEAR_LAYERS
     assert all(0 < layer["effective_rank"] <= 8 + 1e-9 for layer in info["layers"].values())
     for name in ("loss.png", "spectra.png"):
         assert (run_dir / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -165,6 +166,8 @@ def test_inspect_reports_spectra_and_writes_plots(small_dataset, tmp_path, cli):
     (["--adapter", "lora", "--rank", "0"], "rank"),
     (["--adapter", "eigenlorax"], "--sources"),
     (["--adapter", "lora", "--resume", "--run-id", "nothing-here"], "nothing to resume"),
+    (["--adapter", "lora", "--max-pairs", "0"], "--max-pairs must be >= 1"),
+    (["--adapter", "lora", "--dev-languages", "xx"], "unknown language 'xx'"),
 ])
 def test_bad_train_options_exit_2_with_one_line(small_dataset, tmp_path, cli, bad, needle):
     result = cli("train", "--dataset", str(small_dataset.path), "--out", str(tmp_path), "--max-pairs", "8",
@@ -172,6 +175,22 @@ def test_bad_train_options_exit_2_with_one_line(small_dataset, tmp_path, cli, ba
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("Loading")]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_dev_only_run_keeps_its_adapter_and_dev_score_and_never_touches_test(small_dataset, tmp_path, cli):
+    result = cli("train", "--adapter", "lora", "--dataset", small_dataset.path, "--out", tmp_path, "--run-id", "dev",
+                 "-l", "en,de", "--dev-languages", "de", "--no-test", "--max-pairs", "8", "--epochs", "1",
+                 "--batch-size", "8", "--eval-tasks", "broader", "--quiet")
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "dev"
+    record = runs.read_config(run_dir)
+    assert record["status"] == "complete" and record["options"]["test"] is False
+    assert record["options"]["dev_languages"] == ["de"] and record["options"]["eval_languages"] == ["de", "en"]
+    assert f"best dev score (macro graded nDCG@10): {record['best_dev_score']:.4f}; not scored on test" in result.stdout
+    assert not (run_dir / runs.METRICS).exists() and not (run_dir / "rankings").exists()
+    assert (run_dir / "adapter" / "adapter.safetensors").exists() and "test_main_score" not in record
+    dev_rows = [json.loads(line) for line in open(run_dir / runs.TRAIN_LOG) if dev_key() in line]
+    assert len(dev_rows) == 1 and dev_rows[0][dev_key()] == record["best_dev_score"]  # de only: broader/de
 
 
 def test_no_dataset_says_which_command_to_run(tmp_path, cli):
@@ -189,7 +208,7 @@ def test_spectra_log_records_the_trajectory_without_changing_training(small_data
     assert [r["step"] for r in rows] == sorted({0, *range(2, steps + 1, 2), steps})
     assert rows[0]["mean_effective_rank"] == 0.0  # LoRA starts at ΔW = 0
     last = rows[-1]["layers"]
-    assert len(last) == 36 and 1.0 < rows[-1]["mean_effective_rank"] <= 8.0
+    assert len(last) == LINEAR_LAYERS and 1.0 < rows[-1]["mean_effective_rank"] <= 8.0
     # An independent computation of the last point: exp(entropy) of σ/Σσ from the saved adapter's ΔW.
     from elsst_bench.adapters import delta_weights
 

@@ -10,16 +10,20 @@
   row holds the macro average over the languages (each entry's unweighted mean over its languages), followed
   by one row per language.
 - **Rank.** By the mean primary metric (macro), descending; ties by fewer trainable parameters, then name.
+- **Base models.** A row has one base (its entries' ``model``: name and weights hash); :func:`bases` lists the
+  board's bases in order of first submission, each with a slug for the page's filter (``#base=<slug>``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .. import runs
 from ..metric_names import PRIMARY_METRIC
+from ..slugs import slug
 from ..tasks import TASKS
 
 #: The metrics the board shows, the primary one first, and their column labels.
@@ -71,6 +75,11 @@ class Group:
         return setup_text(self.adapter, self.options)
 
     @property
+    def base(self) -> str:
+        """The base model's key (:func:`model_key`)."""
+        return model_key(self.model)
+
+    @property
     def label(self) -> str:
         """Short label for the chart: ``lora r8``, ``none``."""
         return " ".join(x for x in (self.adapter, size_text(self.adapter, self.options)) if x)
@@ -99,6 +108,35 @@ class Table:
         return ["macro", *self.languages] if len(self.languages) > 1 else ["macro"]
 
 
+@dataclass(frozen=True)
+class Base:
+    name: str
+    sha256: str | None
+    slug: str  # the page's filter value; unique on the board
+    index: int  # order of first submission (0: the board's first base)
+
+
+def model_key(model: dict) -> str:
+    return json.dumps([model.get("name"), model.get("sha256")])
+
+
+def bases(tables: list[Table]) -> dict[str, Base]:
+    """The board's base models by :func:`model_key`, in order of first submission (then name and hash)."""
+    first: dict[str, str] = {}
+    for table in tables:
+        for group in table.groups:
+            date = min(e["submitted"] for e in group.entries)
+            first[group.base] = min(first.get(group.base, date), date)
+    ordered = sorted(first, key=lambda k: (first[k], k))
+    slugs = [slug(json.loads(k)[0], "base") for k in ordered]
+    taken = Counter(slugs)
+    out = {}
+    for i, (key, s) in enumerate(zip(ordered, slugs)):
+        name, sha = json.loads(key)
+        out[key] = Base(name, sha, f"{s}-{i + 1}" if taken[s] > 1 else s, i)
+    return out
+
+
 def size_text(adapter: str, options: dict) -> str:
     """The adapter's size knob: its parameter budget (``lora-r8``) or rank (``r8``); empty for baselines."""
     if not runs.is_adapter(adapter):
@@ -120,7 +158,7 @@ def setup_text(adapter: str, options: dict) -> str:
         parts.append("train " + "+".join(options["languages"]))
     for key, value in sorted((options.get("options") or {}).items()):
         parts.append(f"{key}={value}")
-    if options.get("max_pairs"):
+    if options.get("max_pairs") and trained:
         parts.append(f"max {options['max_pairs']} pairs")
     return " · ".join(parts)
 

@@ -76,6 +76,8 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
     eval_tasks = resolve_selection(config.eval_tasks, dataset.tasks(), "task")
     dev_langs = resolve_selection(config.dev_languages, langs_available, "language") if config.dev_languages \
         else eval_languages
+    if config.max_pairs is not None and config.max_pairs < 1:
+        raise BenchError(f"--max-pairs must be >= 1 (pairs per task and language), got {config.max_pairs}")
     if config.epochs < 1 or config.batch_size < 2:
         raise BenchError("--epochs must be >= 1 and --batch-size >= 2 (in-batch negatives need two pairs)")
     lr = config.lr if config.lr is not None else method.default_lr
