@@ -28,9 +28,9 @@ quickstart: $(BIN)/.installed
 		--out runs/zeroshot-multilingual-e5-small
 	$(BIN)/elsst-bench compare runs/zeroshot-multilingual-e5-small runs/quickstart-orthogeolora
 
-# Two pytest workers, one thread each (tests/conftest.py): most tests wait on a process start or a file, so two
-# single-threaded workers use both cores where one two-threaded run used about one.
+# Two pytest workers, one thread each (tests/conftest.py), which use both cores where one two-threaded run used about
+# one; tests are handed out one by one and an idle worker steals queued ones, so no file's tests hold one worker.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 .PHONY: install quickstart test

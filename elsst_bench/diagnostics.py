@@ -23,7 +23,7 @@ def run_spectra(run_dir: Path) -> dict[str, dict]:
 
     from .adapters import adapter_spectra, effective_rank, find_target_modules
 
-    config = runs.read_config(run_dir)
+    config = runs.read_complete(run_dir)
     if not runs.trains(config["adapter"]):
         return {}
     model, _ = runs.load_run(run_dir)
@@ -43,7 +43,7 @@ def run_spectra(run_dir: Path) -> dict[str, dict]:
 
 
 def summary(run_dir: Path) -> dict:
-    config = runs.read_config(run_dir)
+    config = runs.read_complete(run_dir)
     spectra = run_spectra(run_dir)
     ranks = [v["effective_rank"] for v in spectra.values()]
     return {

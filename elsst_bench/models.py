@@ -9,10 +9,11 @@ Two bases are offline (nothing is fetched from a model hub unless the user names
   of the English grid (``results/sweep.toml`` names it).
 
 ``$ELSST_BENCH_MODEL`` names another default (any ``--model`` value); an explicit ``--model`` always wins. The
-test suite sets it to all-MiniLM-L6-v2, which trains about twice as fast on a CPU.
+test suite sets it to a tiny random BERT (tests/tiny_model.py).
 
-A run records its base by identity (``{"name", "sha256", "location", ...}``); :func:`locate` finds an offline
-base again on the machine that reads the run, wherever its package is installed there.
+A run records its base by identity (``{"name", "sha256", ...}``; :func:`portable_identity`): an offline base
+without a location, which :func:`locate` finds again on the machine that reads the run, wherever its package is
+installed there; any other base with the location it was loaded from.
 """
 
 from __future__ import annotations
@@ -118,6 +119,24 @@ def model_identity(name_or_path: str | None, *, build: bool = True) -> dict:
     return {"name": name, "location": location, "sha256": weights_sha256(location)}
 
 
+def _offline_name(name) -> str | None:
+    """The model argument of an offline base recorded under ``name`` (None: not an offline base)."""
+    if name == f"sentence-transformers/{ENGLISH_MODEL}":
+        return ENGLISH_MODEL
+    if isinstance(name, str) and _is_e5(name):
+        return MULTILINGUAL_MODEL
+    return None
+
+
+def portable_identity(identity: dict) -> dict:
+    """The identity a run or an evaluation records: an offline base by name and sha256 only (its location is
+    this machine's site-packages or cache, which :func:`locate` finds again wherever the reader has it); any
+    other base keeps the location it was loaded from."""
+    if _offline_name(identity.get("name")) is None:
+        return dict(identity)
+    return {k: v for k, v in identity.items() if k != "location"}
+
+
 def locate(identity: dict) -> str:
     """Where the base model a run recorded lives on this machine.
 
@@ -127,16 +146,13 @@ def locate(identity: dict) -> str:
     would come from other weights.
     """
     name, sha = identity.get("name"), identity.get("sha256")
-    offline = None
-    if name == f"sentence-transformers/{ENGLISH_MODEL}":
-        offline = model_identity(ENGLISH_MODEL)
-    elif _is_e5(name):
-        offline = model_identity(MULTILINGUAL_MODEL)
+    offline = _offline_name(name)
     if offline is not None:
-        if sha and offline["sha256"] != sha:
+        here = model_identity(offline)
+        if sha and here["sha256"] != sha:
             raise BenchError(f"the run's base model {name} has sha256 {sha[:12]}…, but this machine's copy has "
-                             f"{str(offline['sha256'])[:12]}…; install the package version the run was made with")
-        return offline["location"]
+                             f"{str(here['sha256'])[:12]}…; install the package version the run was made with")
+        return here["location"]
     location = identity.get("location")
     if not location:
         raise BenchError(f"the run's base model {name or '(unnamed)'} records no location")

@@ -56,6 +56,30 @@ def read_config(run_dir: str | Path, *, hint: str | None = None) -> dict:
     return config
 
 
+#: What a complete training run's ``config.json`` must hold for the commands that read it (evaluate, export,
+#: inspect, submit): each field and its JSON type.
+COMPLETE_FIELDS = {"adapter": str, "model": dict, "trainable_params": int}
+_JSON_TYPES = {str: "a string", dict: "an object", int: "an integer"}
+
+
+def read_complete(run_dir: str | Path, *, hint: str | None = None) -> dict:
+    """:func:`read_config` of a run that must be complete, with its fields checked (:data:`COMPLETE_FIELDS`,
+    and a base model with a name): one line naming the field otherwise, never a ``KeyError`` later."""
+    config = read_config(run_dir, hint=hint)
+    path = Path(run_dir) / CONFIG
+    if config.get("status") != "complete" and config.get("kind") != "zero-shot":  # evaluate's zero-shot record
+        raise BenchError(f"run {run_dir} is not complete (status: {config.get('status')}); finish it with --resume")
+    for key, kind in COMPLETE_FIELDS.items():
+        if key not in config:
+            raise DataError(f"{path} has no {key!r} field; it was not written by elsst-bench train, or was damaged")
+        value = config[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise DataError(f"{path}: {key!r} should be {_JSON_TYPES[kind]}, not {json.dumps(value)[:40]}")
+    if not isinstance(config["model"].get("name"), str):
+        raise DataError(f"{path}: 'model' names no base model (no string 'name')")
+    return config
+
+
 def is_complete(run_dir: str | Path) -> bool:
     try:
         return read_config(run_dir).get("status") == "complete"
@@ -130,10 +154,8 @@ def load_run(run_dir: str | Path, device: str | None = "cpu"):
     from .models import load_sentence_transformer, locate
 
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    adapter = config.get("adapter")
-    if config.get("status") != "complete":
-        raise BenchError(f"run {run_dir} is not complete (status: {config.get('status')}); finish it with --resume")
+    config = read_complete(run_dir)
+    adapter = config["adapter"]
     if trains(adapter) and not is_adapter(adapter):  # full fine-tuning: the whole encoder was saved
         model = load_sentence_transformer(str(run_dir / MODEL_DIR), device=device)
     else:

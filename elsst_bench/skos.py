@@ -8,6 +8,17 @@ would add a second in-memory copy for nothing.
 
 Concept ids are version-independent: the UUID in the concept URI when there is one
 (``https://elsst.cessda.eu/id/5/<uuid>`` -> ``<uuid>``), otherwise the URI's local name, otherwise the URI.
+
+Input that is refused or repaired here, once for every format:
+
+- an RDF/XML document that ends before its root element is closed is *truncated* (a streaming parser would
+  otherwise hand back whatever came before the cut as if it were the whole file);
+- control characters in labels and notes (C0 except tab/line feed/carriage return, DEL, C1; an ANSI escape
+  sequence as a whole) are removed, so they never reach a dataset or a terminal; a label or note that is
+  empty after whitespace normalisation is dropped. Both are counted in :class:`ParseStats`;
+- :data:`PUBLISHED_RELEASES` is the one record of the ELSST releases this tool knows by their bytes: a
+  source that claims such a release but is not its published file is flagged by :func:`source_warnings`
+  (and gets its own dataset id, :func:`elsst_bench.tasks.dataset_id_for`).
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ OWL = "http://www.w3.org/2002/07/owl#"
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 
 _FORMATS = {
+    "rdfxml": ox.RdfFormat.RDF_XML,
     "rdf": ox.RdfFormat.RDF_XML,
     "xml": ox.RdfFormat.RDF_XML,
     "owl": ox.RdfFormat.RDF_XML,
@@ -41,6 +53,11 @@ _FORMATS = {
     "ntriples": ox.RdfFormat.N_TRIPLES,
 }
 _FORMAT_NAMES = {ox.RdfFormat.RDF_XML: "rdfxml", ox.RdfFormat.TURTLE: "turtle", ox.RdfFormat.N_TRIPLES: "ntriples"}
+#: ELSST releases known by their published file (data/README.md): version -> sha256 of the file as
+#: distributed and its number of live concepts. Only these bytes are "ELSST release <version>".
+PUBLISHED_RELEASES = {
+    "5": {"sha256": "71b102c27e218c051e8a34d97d5da88ea3cedd1eec120f5fba162babea250770", "live_concepts": 3_401},
+}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -74,6 +91,8 @@ class ParseStats:
     top_concepts: int
     live_pref_labels: int
     live_alt_labels: int
+    control_characters: int = 0  # labels and notes from which control characters were removed
+    empty_labels: int = 0  # labels and notes dropped because they are empty after whitespace normalisation
 
 
 def read_source(source: str | Path, fmt: str | None = None, timeout: float = 30.0) -> Source:
@@ -121,6 +140,51 @@ def _detect_format(name: str, data: bytes, fmt: str | None) -> "ox.RdfFormat":
     return ox.RdfFormat.TURTLE  # Turtle is a superset of N-Triples
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without control characters: an ANSI escape sequence is removed whole, any other control
+    character becomes a space. Tab, line feed and carriage return stay (whitespace, normalised by the tasks)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(" ", _ANSI_ESCAPE.sub("", text))
+
+
+_XML_MISC = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE\s[^\[>]*(?:\[.*?\]\s*)?>)", re.S)
+_XML_ROOT = re.compile(rb"\s*<([A-Za-z_][-\w.]*(?::[A-Za-z_][-\w.]*)?)(?=[\s>]|/>)")
+
+
+def _check_xml_complete(source: Source) -> None:
+    """Raise DataError when an XML document ends before its root element is closed (a cut file)."""
+    data = source.data
+    pos = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    while (match := _XML_MISC.match(data, pos)) and match.end() > pos:
+        pos = match.end()
+    root = _XML_ROOT.match(data, pos)
+    if root is None:
+        return  # not XML at all: the parser says what is wrong
+    end = len(data)
+    while True:  # skip trailing whitespace, comments and processing instructions
+        while end > pos and data[end - 1] in b" \t\r\n":
+            end -= 1
+        opener = b"<!--" if data.endswith(b"-->", 0, end) else b"<?" if data.endswith(b"?>", 0, end) else None
+        start = data.rfind(opener, pos, end) if opener else -1
+        if start <= pos:
+            break
+        end = start
+    name = root.group(1)
+    closed = re.compile(rb"</" + re.escape(name) + rb"\s*>").fullmatch
+    tail = max(pos, end - len(name) - 256)
+    if any(closed(data, i, end) for i in [data.rfind(b"</", tail, end)] if i >= 0):
+        return
+    if data.endswith(b"/>", 0, end) and data.find(b"<", root.start(1), end) == -1:
+        return  # the root is one empty element
+    raise DataError(f"{source.name}: RDF/XML is truncated: the document ends before its root element "
+                    f"<{name.decode('ascii')}> is closed")
+
+
 def concept_id(uri: str) -> str:
     """Version-independent id: the UUID inside the URI, else the local name."""
     match = _UUID.search(uri)
@@ -152,6 +216,17 @@ def parse(source: Source) -> tuple[Thesaurus, ParseStats]:
     triples = 0
     concept_type = SKOS + "Concept"
     scheme_type = SKOS + "ConceptScheme"
+
+    def text(value: str) -> str | None:
+        cleaned = clean_text(value)
+        counts["control_characters"] += cleaned is not value
+        if not cleaned.split():
+            counts["empty_labels"] += 1
+            return None
+        return cleaned
+
+    if source.format == ox.RdfFormat.RDF_XML:
+        _check_xml_complete(source)
     try:
         for quad in ox.parse(source.data, format=source.format, base_iri="http://localhost/"):
             triples += 1
@@ -169,15 +244,17 @@ def parse(source: Source) -> tuple[Thesaurus, ParseStats]:
             local = p[len(SKOS):] if p.startswith(SKOS) else None
             if local in ("prefLabel", "altLabel"):
                 lang = (getattr(o, "language", None) or "und").lower()
-                (pref if local == "prefLabel" else alt)[s][lang].append(o.value)
-                counts[local] += 1
+                if (value := text(o.value)) is not None:
+                    (pref if local == "prefLabel" else alt)[s][lang].append(value)
+                    counts[local] += 1
             elif local in links:
                 links[local][s].add(o.value)
                 counts[local] += 1
             elif local in notes:
                 lang = (getattr(o, "language", None) or "und").lower()
-                notes[local][s][lang].append(o.value)
-                counts[local] += 1
+                if (value := text(o.value)) is not None:
+                    notes[local][s][lang].append(value)
+                    counts[local] += 1
             elif local == "topConceptOf":
                 top.add(s)
             elif local == "hasTopConcept":
@@ -233,8 +310,43 @@ def parse(source: Source) -> tuple[Thesaurus, ParseStats]:
         top_concepts=len(top & types),
         live_pref_labels=sum(len(v) for uri in live for v in pref[uri].values()),
         live_alt_labels=sum(len(v) for uri in live for v in alt[uri].values()),
+        control_characters=counts["control_characters"],
+        empty_labels=counts["empty_labels"],
     )
     return Thesaurus(concepts, scheme), stats
+
+
+def claimed_release(thesaurus: Thesaurus) -> str | None:
+    """The ELSST release a thesaurus says it is (an ELSST scheme URI with a numeric version), else None."""
+    version = (thesaurus.scheme.get("version") or "").strip()
+    return version if "elsst" in (thesaurus.scheme.get("uri") or "") and version.isdigit() else None
+
+
+def is_published_release(release: str | None, source: Source) -> bool:
+    """Whether ``source`` is, byte for byte, the published file of ELSST ``release``."""
+    return release in PUBLISHED_RELEASES and source.sha256 == PUBLISHED_RELEASES[release]["sha256"]
+
+
+def source_warnings(thesaurus: Thesaurus, stats: ParseStats, source: Source) -> list[str]:
+    """What deserves a warning about a source that parsed: a claimed release it is not, repaired texts."""
+    out = []
+    release = claimed_release(thesaurus)
+    if release in PUBLISHED_RELEASES and not is_published_release(release, source):
+        expected = PUBLISHED_RELEASES[release]["live_concepts"]
+        live = len(thesaurus.live_ids)
+        if live != expected:
+            out.append(f"{source.name} claims to be ELSST release {release} but has {live:,} live concepts where "
+                       f"the release has {expected:,}: a truncated or altered file? It is not prepared as "
+                       f"release {release}")
+        else:
+            out.append(f"{source.name} claims to be ELSST release {release} but is not its published file "
+                       f"(sha256 {source.sha256[:12]}…, published {PUBLISHED_RELEASES[release]['sha256'][:12]}…); "
+                       f"it gets its own dataset id")
+    if stats.control_characters:
+        out.append(f"{source.name}: control characters removed from {stats.control_characters:,} labels or notes")
+    if stats.empty_labels:
+        out.append(f"{source.name}: {stats.empty_labels:,} labels or notes dropped because they are empty")
+    return out
 
 
 def load(source: str | Path, fmt: str | None = None) -> tuple[Thesaurus, ParseStats, Source]:

@@ -34,7 +34,8 @@ Each planned run is, in order: skipped if its directory is complete and was trai
 (different options are an error, never silently reused); resumed from its last checkpoint if it is
 incomplete; trained otherwise. A submitted run leaves ``submitted.json`` (the leaderboard entry it became)
 in its directory, so a second pass submits nothing twice and costs seconds. Paths are relative to the
-current directory, like every other command.
+current directory, like every other command. ``--shard K/N`` runs one part of the plan, so several processes
+or machines run one grid together (:mod:`elsst_bench.shard`).
 """
 
 from __future__ import annotations
@@ -43,13 +44,17 @@ import dataclasses
 import fnmatch
 import itertools
 import json
+import string
 import time
 import tomllib
+import types
+import typing
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
 from . import atomic, runs
+from .outputs import check_run_id
 from .errors import BenchError
 from .training import TrainConfig
 
@@ -96,7 +101,68 @@ def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
         raise BenchError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
 
 
+def _check_template(template: str, where: str) -> None:
+    """An id template names plain fields only (``{adapter}-s{seed}``): no attribute, index, conversion or format."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise BenchError(f"{where}: id {template!r} is not a valid template ({err})") from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            shown = "{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}"
+            raise BenchError(f"{where}: id {template!r} uses {shown}; an id names plain fields only, "
+                             "like {adapter}-s{seed}")
+
+
+def _type_name(hint) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if typing.get_origin(hint) is list:
+        plural = {str: "strings", int: "integers", float: "numbers"}
+        return f"a list of {plural.get(args[0], 'values')}" if args else "a list"
+    if typing.get_origin(hint) is dict or hint is dict:
+        return "a table"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _accepts(hint, value) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(a, value) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        (item,) = typing.get_args(hint) or (typing.Any,)
+        return isinstance(value, list) and all(_accepts(item, v) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True  # typing.Any
+
+
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _check_types(values: dict, where: str) -> None:
+    """Every train option of a block has the type ``TrainConfig`` declares (``epochs = "three"`` is refused
+    here, not by a child process in the middle of the sweep)."""
+    for key, value in values.items():
+        if key in _HINTS and not _accepts(_HINTS[key], value):
+            raise BenchError(f"{where}: {key} = {json.dumps(value)} should be {_type_name(_HINTS[key])}")
+
+
 def _run_id(template: str, values: dict, where: str) -> str:
+    _check_template(template, where)
     fields = {k: _field(v) for k, v in values.items()}
     try:
         rid = template.format(**fields)
@@ -105,10 +171,11 @@ def _run_id(template: str, values: dict, where: str) -> str:
                          f"set it or use one of {', '.join(sorted(fields))}") from None
     except (IndexError, ValueError) as err:
         raise BenchError(f"{where}: id {template!r} is not a valid template ({err})") from None
-    parts = PurePosixPath(rid).parts
-    if not rid or rid.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in rid:
-        raise BenchError(f"{where}: id {rid!r} must be a relative path without '..'")
-    return rid
+    try:
+        return check_run_id(rid)
+    except BenchError as err:
+        raise BenchError(f"{where}: id {rid!r} must be a relative path of plain names inside out, without '..'") \
+            from err
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -150,7 +217,10 @@ def load_plan(path: str | Path) -> Plan:
                 raise BenchError(f"{where}: matrix.{key} must be a non-empty list")
             if key in block:
                 raise BenchError(f"{where}: {key} is set both in the block and in its matrix")
+            for value in values:
+                _check_types({key: value}, f"{where} matrix")
         fixed = {**defaults, **{k: v for k, v in block.items() if k in TRAIN_KEYS}}
+        _check_types(fixed, where)
         lr_from = block.get("lr_from")
         if lr_from is not None:
             if not isinstance(lr_from, str) or not lr_from:

@@ -205,11 +205,32 @@ def fingerprint(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def dataset_id_for(thesaurus: Thesaurus, source_sha256: str) -> str:
-    version = (thesaurus.scheme.get("version") or "").strip()
-    if thesaurus.scheme.get("uri", "") and "elsst" in (thesaurus.scheme.get("uri") or "") and version.isdigit():
-        return f"elsst-r{version}"
-    return f"skos-{source_sha256[:12]}"
+#: The options of the benchmark's own preparation (``prepare``'s defaults). With every language and task of
+#: the published release they give the dataset ``elsst-r<release>``; any other selection is another dataset.
+BENCHMARK_OPTIONS = {"seed": 0, "pivot": "en", "lowercase": True, "documents": "label"}
+
+
+def dataset_id_for(thesaurus: Thesaurus, source, *, languages: list[str], tasks: list[str], seed: int, pivot: str,
+                   lowercase: bool, documents: str) -> str:
+    """The id (default directory name) of a prepared dataset; different data never share one.
+
+    - ``elsst-r<N>``: the published file of ELSST release N (:data:`elsst_bench.skos.PUBLISHED_RELEASES`), every
+      language and task, :data:`BENCHMARK_OPTIONS`;
+    - ``elsst-r<N>-<sha256[:12]>``: another file that claims release N; ``skos-<sha256[:12]>``: any other SKOS;
+    - either followed by ``-<8 hex>`` (a hash of the selection) for a subset of languages or tasks or other options.
+    """
+    from . import skos
+
+    release = skos.claimed_release(thesaurus)
+    if skos.is_published_release(release, source):
+        base = f"elsst-r{release}"
+    else:
+        base = f"{f'elsst-r{release}' if release else 'skos'}-{source.sha256[:12]}"
+    options = {"seed": seed, "pivot": pivot, "lowercase": lowercase, "documents": documents}
+    selection = {"languages": sorted(languages), "tasks": [t for t in TASKS if t in tasks], **options}
+    if selection == {"languages": thesaurus.languages, "tasks": list(TASKS), **BENCHMARK_OPTIONS}:
+        return base
+    return f"{base}-{hashlib.sha256(json.dumps(selection, sort_keys=True).encode()).hexdigest()[:8]}"
 
 
 def build_dataset(thesaurus: Thesaurus, languages: list[str], tasks: list[str], seed: int = 0,
@@ -315,6 +336,8 @@ def open_prepared(path: str | os.PathLike) -> PreparedDataset:
 
 def manifest_for(thesaurus: Thesaurus, stats, source, files: dict[str, bytes], counts: dict, *, dataset_id: str,
                  languages: list[str], tasks: list[str], seed: int, pivot: str, lowercase: bool, documents: str) -> dict:
+    from .skos import source_warnings
+
     return {
         "dataset_id": dataset_id,
         "release": thesaurus.scheme.get("version"),
@@ -345,10 +368,13 @@ def manifest_for(thesaurus: Thesaurus, stats, source, files: dict[str, bytes], c
             "definitions": stats.definitions,
             "languages": len(thesaurus.languages),
             "cycles": thesaurus.cycles(),
+            "control_characters_removed": stats.control_characters,
+            "empty_labels_dropped": stats.empty_labels,
         },
         "split_concepts": _split_counts(thesaurus, seed),
         "queries": counts,
         "files": {path: hashlib.sha256(files[path]).hexdigest() for path in sorted(files)},
+        "warnings": source_warnings(thesaurus, stats, source),
     }
 
 
@@ -371,13 +397,19 @@ def resolve_selection(requested: list[str] | None, available: list[str], what: s
 
 def prepare(source, out: str | os.PathLike | None = None, languages: list[str] | None = None,
             tasks: list[str] | None = None, seed: int = 0, pivot: str = "en", lowercase: bool = True,
-            documents: str = "label", fmt: str | None = None) -> tuple[Path, dict]:
+            documents: str = "label", fmt: str | None = None, overwrite: bool = False) -> tuple[Path, dict]:
     """Parse ``source``, build the tasks and write the prepared dataset. Returns ``(directory, manifest)``.
 
-    ``out`` is the dataset directory itself; by default ``data/prepared/<dataset_id>``.
+    ``out`` is the dataset directory itself; by default ``data/prepared/<dataset_id>``. The target must be new,
+    empty, or a prepared dataset (:mod:`elsst_bench.outputs`); one with another fingerprint is replaced only
+    with ``overwrite``, one with the same fingerprint is rewritten as it is (preparing twice is harmless).
     """
-    from . import paths, skos
+    from . import outputs, paths, skos
 
+    if out is not None:  # before the parse: fail fast
+        outputs.check_target(out, outputs.DATASET, replace=True)
+    else:
+        outputs.check_writable(paths.prepared_root(), "directory of prepared datasets")
     thesaurus, stats, src = skos.load(source, fmt)
     languages = resolve_selection(languages, thesaurus.languages, "language")
     tasks = resolve_selection(tasks, list(TASKS), "task")
@@ -387,9 +419,22 @@ def prepare(source, out: str | os.PathLike | None = None, languages: list[str] |
                                   documents=documents)
     if not counts:
         raise DataError("the selected tasks and languages produce no queries")
-    dataset_id = dataset_id_for(thesaurus, src.sha256)
+    dataset_id = dataset_id_for(thesaurus, src, languages=languages, tasks=tasks, seed=seed, pivot=pivot,
+                                lowercase=lowercase, documents=documents)
     manifest = manifest_for(thesaurus, stats, src, files, counts, dataset_id=dataset_id, languages=languages,
                             tasks=tasks, seed=seed, pivot=pivot, lowercase=lowercase, documents=documents)
     out_dir = Path(out) if out is not None else paths.prepared_root() / dataset_id
+    if outputs.check_target(out_dir, outputs.DATASET, replace=True) and not overwrite:
+        previous = _manifest_fingerprint(out_dir)
+        if previous != manifest["fingerprint"]:
+            raise DataError(f"{out_dir} holds another prepared dataset (fingerprint {str(previous)[:16]}, this one "
+                            f"{manifest['fingerprint'][:16]}); pass --overwrite to replace it, or choose --out")
     write_dataset(out_dir, files, manifest)
     return out_dir, manifest
+
+
+def _manifest_fingerprint(path: Path) -> str | None:
+    try:
+        return json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None

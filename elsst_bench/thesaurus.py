@@ -8,7 +8,8 @@ The hierarchy is the polyhierarchy formed by ``skos:broader`` and the inverse of
   in a broken source file is visited once, never looped over).
 - ``depth(a)``: 1 + the shortest number of hops from ``a`` up to a root (a concept with no live broader);
   ``depth(root) = 1``. In a broken file where concepts reach only a cycle and no root, the cycle's
-  members count as roots (depth 1); :meth:`Thesaurus.cycles` reports such cycles.
+  members count as roots (depth 1); :meth:`Thesaurus.cycles` reports such cycles, a concept stated as its
+  own broader or narrower (a self-loop, never a parent of itself) as a cycle of length 1.
 - Wu–Palmer similarity over the polyhierarchy, best over common ancestors ``c`` (``a`` and ``b`` included):
   ``WuP(a, b) = max_c 2·depth(c) / (2·depth(c) + dist(a, c) + dist(b, c))``. On a tree this is the
   textbook ``2·depth(LCA) / (depth(a) + depth(b))``; with several parents it takes the best path.
@@ -89,8 +90,11 @@ class Thesaurus:
         self.scheme = dict(scheme or {})  # e.g. {"uri": ..., "version": "5"}
         live = {cid for cid, c in self.concepts.items() if not c.deprecated}
         parents: dict[str, set[str]] = {cid: set() for cid in live}
+        self._self_loops: list[str] = []
         for cid in live:
             concept = self.concepts[cid]
+            if cid in concept.broader or cid in concept.narrower:
+                self._self_loops.append(cid)
             parents[cid].update(b for b in concept.broader if b in live and b != cid)
             for n in concept.narrower:
                 if n in live and n != cid:
@@ -172,7 +176,8 @@ class Thesaurus:
 
         spread([cid for cid, ps in self._parents.items() if not ps])
         # Concepts with no way up to a root hang below a cycle: its members act as roots.
-        spread([cid for cycle in self.cycles() for cid in cycle if cid not in depth])
+        # (A self-loop is no edge of the hierarchy, so its concept is no such root.)
+        spread([cid for cycle in self.cycles() if len(cycle) > 1 for cid in cycle if cid not in depth])
         return depth
 
     def depth(self, cid: str) -> int:
@@ -202,7 +207,8 @@ class Thesaurus:
         return self._best_common(a, b)[0]
 
     def cycles(self) -> list[list[str]]:
-        """Broader cycles among live concepts (strongly connected components of size > 1), sorted."""
+        """Broader cycles among live concepts, sorted: strongly connected components of size > 1, and a
+        self-loop as ``[cid]``."""
         index: dict[str, int] = {}
         low: dict[str, int] = {}
         on_stack: set[str] = set()
@@ -246,7 +252,7 @@ class Thesaurus:
                             break
                     if len(component) > 1:
                         found.append(sorted(component))
-        return sorted(found)
+        return sorted(found + [[cid] for cid in self._self_loops])
 
     # ----- persistence -------------------------------------------------------------------------
     @classmethod

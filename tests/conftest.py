@@ -3,7 +3,8 @@
 - fixtures: the real ELSST release, a full prepared dataset, a small one, the hand-built mini thesaurus, ``cli``;
 - the fixture modules below are registered as plugins, so their fixtures are available in every test module
   (a test module imports only plain helpers from them);
-- :func:`run_cli` (also the ``cli`` fixture) runs the installed console script the way a user does, and
+- :func:`run_cli` runs the installed console script the way a user does, in a process of its own; the ``cli``
+  fixture (:func:`run_cli_in_process`) runs the same ``main()`` in the test process, which is much cheaper; and
   :func:`assert_one_line_error` checks the CLI's contract for bad input: exit status 2, one line, no traceback.
 """
 
@@ -42,6 +43,22 @@ def pytest_configure(config):
     root = Path(tempfile.mkdtemp(prefix="elsst-tiny-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     os.environ["ELSST_BENCH_MODEL"] = str(build_tiny_model(root / "tiny-bert"))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller, before any worker starts
+        _compile_numba_kernels()
+
+
+def _compile_numba_kernels() -> None:
+    """Compile ranx's numba kernels into numba's disk cache once. In a fresh environment (a clean clone, CI) every
+    process that scores would otherwise compile them itself, about 20 s of CPU each, and the concurrency test
+    starts twenty such processes at once; with the cache written they load in well under a second."""
+    import numpy as np
+    from ranx.statistical_tests.fisher_randomization_test import fisher_randomization_test
+
+    from elsst_bench.evaluation.metrics import warm_up
+
+    warm_up()
+    scores = np.linspace(0.0, 1.0, 8)
+    fisher_randomization_test(scores, scores[::-1].copy(), 10, 0.05, 42)  # compare's kernel, as it calls it
 
 
 def run_cli(*args, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -81,10 +98,52 @@ def prepared_full(tmp_path_factory):
     return path, manifest
 
 
+def run_cli_in_process(*args, cwd: Path | None = None, env: dict | None = None,
+                       timeout: int | None = None) -> subprocess.CompletedProcess:
+    """The console script's ``main()`` in this process: the same parsing, commands, error lines and exit statuses
+    as :func:`run_cli`, without starting an interpreter (each start re-imports torch, transformers and
+    sentence-transformers: seconds on 2 cores, most of what a CLI test used to cost).
+
+    ``env`` and ``cwd`` apply for the call and are restored after it, as are ``sys.argv`` and every environment
+    variable the command set (``--quiet`` sets some). An exception other than ``SystemExit`` becomes exit status 1
+    with its traceback on stderr, as a real process would show it. What needs a process of its own — signals,
+    concurrency, a tqdm that reads ``TQDM_DISABLE`` when it is imported — uses :func:`run_cli`.
+    """
+    import contextlib
+    import io
+    import traceback
+
+    from elsst_bench.cli import main
+
+    argv = [str(EXE), *map(str, args)]
+    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), sys.argv
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    try:
+        os.environ.update({**ENV, **(env or {})})
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.argv = argv
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:  # noqa: BLE001 - what a crashing process would print
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="session")
 def cli():
-    """:func:`run_cli`: ``cli("evaluate", path, "--json", cwd=..., env=...)``."""
-    return run_cli
+    """:func:`run_cli_in_process`: ``cli("evaluate", path, "--json", cwd=..., env=...)``."""
+    return run_cli_in_process
 
 
 def write_subset(release: Path, target: Path, min_concepts: int = 300) -> Path:

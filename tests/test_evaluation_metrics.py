@@ -158,3 +158,18 @@ def test_macro_is_an_unweighted_mean_over_languages():
     out = macro(per)
     assert out["mrr@10"] == pytest.approx(0.3)
     assert out["queries"] == 40 and out["queries_binary"] == 39 and out["languages"] == 2
+
+
+def test_a_ranking_that_repeats_a_concept_is_refused():
+    """A relevant concept repeated down the top 10 would count at every rank it fills (graded nDCG above 1, as
+    in the forged leaderboard entry of the reliability issue): the metric code refuses it, naming the query."""
+    from elsst_bench.errors import DataError
+
+    docs = ["a", "b", "c", "d"]
+    rows = np.array([[0, 1, 2, -1, -1], [2, 0, 3, 2, 2]])  # q1: three distinct, then padding; q2 repeats c
+    ranked = Rankings(["q1", "q2"], docs, rows, np.zeros(rows.shape, np.float32))
+    with pytest.raises(DataError, match=r"^query q2 ranks concept c twice \(ranks 1 and 4\); a ranking must not "
+                                        r"repeat a concept$"):
+        score_rankings(ranked, {"q1": {"a": 3}, "q2": {"c": 3}})
+    rows[1] = [2, 0, 3, 1, -1]  # the same ranking without the repeats (and the -1 padding of q1) is scored
+    assert score_rankings(ranked, {"q1": {"a": 3}, "q2": {"c": 3}})[PRIMARY_METRIC] == 1.0

@@ -464,3 +464,70 @@ def test_controls_change_the_view_and_the_address(big_board, tmp_path):
     assert base["rows"] == sum(1 for t in broader for g in t.groups if g.model == E5) < view["rows"]
     assert base["status"].startswith(f"{base['rows']} rows shown")
     assert sort["hash"] == f"#view=languages&base={e5}&sort=macro&dir=desc"
+
+
+# ----- names with HTML and Markdown in them ---------------------------------------------------------------------
+HOSTILE_NAME = "<script>alert('name')</script> | *bold* _em_ `code` [x](http://e.x) ~~s~~ $m$ & \\"
+HOSTILE_MODEL = "org/<script>alert('model')</script>|*m*`m`"
+HOSTILE_ADAPTER = "lo|ra*`<b>x</b>`"
+
+
+class Cells(HTMLParser):
+    """Text of every table cell, the tags opened inside cells, every attribute value (entities decoded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells: list[str] = []
+        self.inner_tags: set[str] = set()
+        self.attributes: set[str] = set()
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self.attributes.update(v for _, v in attrs if v is not None)
+        if tag in ("td", "th"):
+            self._cell = []
+        elif self._cell is not None:
+            self.inner_tags.add(tag)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.cells.append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_names_models_and_adapters_are_shown_as_text(small_dataset, tmp_path):
+    """A display name, base model and adapter full of HTML and Markdown reach README.md and index.html as text:
+    no raw tag, no extra table column, and both renderings show exactly the submitted strings."""
+    from markdown_it import MarkdownIt
+
+    run = make_run(evaluated_run(str(small_dataset.path)), tmp_path / "run", adapter=HOSTILE_ADAPTER,
+                   tasks=("broader",), languages=("en",))
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["name"] = HOSTILE_MODEL
+    (run / "config.json").write_text(json.dumps(config))
+    board = new_board(tmp_path, small_dataset)
+    submit(run, board, dataset=small_dataset.path, name=HOSTILE_NAME)
+
+    readme = (board / "README.md").read_text(encoding="utf-8")
+    assert "<script" not in readme and "<b>" not in readme
+    (row,) = [line for line in readme.splitlines() if "alert(" in line]
+    assert ("| &lt;script&gt;alert('name')&lt;/script&gt; \\| \\*bold\\* \\_em\\_ \\`code\\` \\[x\\](http://e.x) "
+            "\\~\\~s\\~\\~ \\$m\\$ &amp; \\\\ |") in row
+    assert len(re.findall(r"(?<!\\)\|", row)) == 12  # 11 columns: no pipe of a name opened one more
+    shown = Cells()
+    shown.feed(MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(readme))
+    assert shown.inner_tags == set()  # no <script>, <b>, <em>, <code>, <a> or <s> made from a name
+    (cells,) = [c for c in [shown.cells[i:i + 11] for i in range(0, len(shown.cells), 11)] if c[1] == HOSTILE_NAME]
+    assert cells[2].startswith(HOSTILE_ADAPTER + " (r8") and cells[-1] == HOSTILE_MODEL
+
+    page_html = (board / "index.html").read_text(encoding="utf-8")
+    assert page_html.count("<script") == 1  # the page's own script, nothing from a name
+    assert "<b>x" not in page_html
+    parsed = Cells()
+    parsed.feed(page_html)
+    assert {HOSTILE_NAME, HOSTILE_MODEL, HOSTILE_ADAPTER} <= parsed.attributes  # data-v, data-name, data-method
+    assert HOSTILE_NAME in parsed.cells and any(c.startswith(HOSTILE_ADAPTER + "r8 · ") for c in parsed.cells)

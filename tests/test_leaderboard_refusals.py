@@ -190,6 +190,12 @@ CONFIG_EDITS = {
     "model without a name": (update(model={"sha256": "x"}), ("config.json lacks model.name",), IN_PROCESS),
     "dev-only run": (lambda config: config.setdefault("options", {}).update(test=False),
                      ("is a dev-only run (trained with --no-test): it has no test rankings to submit",), CLI),
+    # what --verify would refuse in the stored entry is never written (the same check, entry.check_shape)
+    "option of the wrong type": (lambda config: config["options"].update(rank="8"),
+                                 ("config.json: options.rank must be an integer, got '8'",), IN_PROCESS),
+    "no trainable params for a trained adapter": (
+        update(trainable_params=0), ("config.json: trainable_params is 0, but adapter lora trains parameters",),
+        IN_PROCESS),
 }
 
 

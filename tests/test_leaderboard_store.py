@@ -192,7 +192,7 @@ def test_verify_fails_on_altered_rankings_and_stale_pages(board_with_runs, small
     blob = entry["rankings"]["runs"]["synonym"]["en"]
     from elsst_bench.leaderboard.codec import decode_rows, encode_rows
 
-    rows = decode_rows(blob, 1 << 16, "x")
+    rows = decode_rows(blob, "x")
     rows[0, [0, 1]] = rows[0, [1, 0]]
     entry["rankings"]["runs"]["synonym"]["en"] = encode_rows(rows, int(rows.max()) + 1)
     path.write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")

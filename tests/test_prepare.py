@@ -6,6 +6,7 @@ import csv
 import gzip
 import hashlib
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import pytest
 from conftest import assert_one_line_error
 
 from elsst_bench import skos
-from elsst_bench.tasks import SPLITS, fingerprint, open_prepared, prepare, split_of
+from elsst_bench.tasks import (BENCHMARK_OPTIONS, SPLITS, TASKS, dataset_id_for, fingerprint, open_prepared, prepare,
+                               split_of)
+from elsst_bench.thesaurus import Concept, Thesaurus
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -168,7 +171,7 @@ def test_cli_prepare_prints_a_summary_and_json(cli, tmp_path):
     result = cli("prepare", "--out", str(tmp_path / "d"), "--languages", "en,de", "--tasks", "broader,synonym")
     assert result.returncode == 0, result.stderr
     assert "3,401 live concepts" in result.stdout and "broader" in result.stdout
-    result = cli("prepare", "--out", str(tmp_path / "d"), "-l", "en", "--json")
+    result = cli("prepare", "--out", str(tmp_path / "d"), "-l", "en", "--json", "--overwrite")  # another dataset
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["languages"] == ["en"] and set(info["queries"]) == {"broader", "synonym", "definition"}
@@ -188,7 +191,7 @@ def test_bad_input_exits_2_with_one_line_and_keeps_existing_output(cli, tmp_path
     if case == "truncated":
         xml = gzip.decompress(release_path.read_bytes())
         source.write_bytes(xml[: len(xml) // 2])
-        needles = ["malformed"]
+        needles = ["truncated"]
     elif case == "truncated-gzip":
         source = tmp_path / "source.rdf.gz"
         source.write_bytes(release_path.read_bytes()[:100_000])
@@ -215,3 +218,123 @@ def test_bad_input_exits_2_with_one_line_and_keeps_existing_output(cli, tmp_path
     assert_one_line_error(result, *needles)
     assert all_files(out) == before
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary directory left behind
+
+
+# ----- a cut file, a file that only claims the release, a subset: never "elsst-r5" --------------------------
+def dirs_of(root: Path) -> dict[str, dict[str, bytes]]:
+    return {p.name: all_files(p) for p in sorted(root.iterdir())} if root.exists() else {}
+
+
+def test_a_release_cut_between_elements_exits_2_and_writes_no_dataset(cli, tmp_path, release_path):
+    # The bug: cut at an element boundary, the RDF/XML parsed as the concepts before the cut, and prepare wrote
+    # them as data/prepared/elsst-r5, exit 0.
+    xml = gzip.decompress(release_path.read_bytes())
+    source = tmp_path / "ELSST_R5.rdf"
+    source.write_bytes(xml[: xml.rfind(b"\n<rdf:Description", 0, len(xml) // 2) + 1])
+    prepared = tmp_path / "prepared"
+    result = cli("prepare", "--source", source, cwd=tmp_path, env={"ELSST_BENCH_DATA": str(prepared)})
+    assert_one_line_error(result, "ELSST_R5.rdf: RDF/XML is truncated")
+    assert not prepared.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ELSST_R5.rdf"]
+
+
+ELSST5_TTL = """@prefix skos: <http://www.w3.org/2004/02/skos/core#> .
+@prefix owl: <http://www.w3.org/2002/07/owl#> .
+<https://elsst.cessda.eu/id/5/> a skos:ConceptScheme ; owl:versionInfo "5"@en .
+<https://elsst.cessda.eu/id/5/a> a skos:Concept ; skos:prefLabel "SOCIETY"@en .
+<https://elsst.cessda.eu/id/5/b> a skos:Concept ; skos:prefLabel "FAMILIES"@en ;
+    skos:broader <https://elsst.cessda.eu/id/5/a> .
+"""
+
+
+@pytest.fixture
+def benchmark_dataset_dir(tmp_path):
+    """``$ELSST_BENCH_DATA`` with an ``elsst-r5`` already in it (stands for the benchmark's dataset)."""
+    prepared = tmp_path / "prepared"
+    (prepared / "elsst-r5").mkdir(parents=True)
+    (prepared / "elsst-r5" / "manifest.json").write_text('{"dataset_id": "elsst-r5", "fingerprint": "8cd12feb"}')
+    return prepared, all_files(prepared / "elsst-r5")
+
+
+def test_a_file_that_claims_release_5_gets_its_own_id_and_a_warning(cli, tmp_path, benchmark_dataset_dir):
+    # The bug: any file whose scheme says ELSST version 5 (here: 2 concepts, as a truncated Turtle or N-Triples
+    # release would look) was prepared as elsst-r5, silently replacing the benchmark's dataset.
+    prepared, before = benchmark_dataset_dir
+    source = tmp_path / "ELSST_R5.ttl"
+    source.write_text(ELSST5_TTL)
+    result = cli("prepare", "--source", source, "--json", cwd=tmp_path, env={"ELSST_BENCH_DATA": str(prepared)})
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert info["dataset_id"] == f"elsst-r5-{sha[:12]}" and Path(info["path"]) == prepared / info["dataset_id"]
+    assert (prepared / info["dataset_id"] / "manifest.json").is_file()
+    assert all_files(prepared / "elsst-r5") == before
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith("elsst-bench: warning: ELSST_R5.ttl claims to be ELSST release 5 but has 2 live concepts")
+    assert "3,401" in warning and info["warnings"] == [warning.removeprefix("elsst-bench: warning: ")]
+
+
+def test_the_readme_subset_gets_its_own_id_and_leaves_elsst_r5_alone(cli, tmp_path, benchmark_dataset_dir):
+    # The bug: `prepare --languages en,de --tasks broader,synonym`, the README's example, replaced
+    # data/prepared/elsst-r5.
+    prepared, before = benchmark_dataset_dir
+    result = cli("prepare", "--languages", "en,de", "--tasks", "broader,synonym", "--json", cwd=tmp_path,
+                 env={"ELSST_BENCH_DATA": str(prepared)})
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["dataset_id"].startswith("elsst-r5-") and info["languages"] == ["de", "en"]
+    assert sorted(p.name for p in prepared.iterdir()) == sorted(["elsst-r5", info["dataset_id"]])
+    assert all_files(prepared / "elsst-r5") == before
+    assert "warning" not in result.stderr and info["warnings"] == []  # the published release: nothing to warn about
+
+
+def test_dataset_ids_tell_sources_and_selections_apart():
+    concepts = {c: Concept(c, f"https://elsst.cessda.eu/id/5/{c}", labels={"en": c, "de": c, "fr": c}) for c in "ab"}
+    elsst = Thesaurus(concepts, {"uri": "https://elsst.cessda.eu/id/5/", "version": "5"})
+    published = skos.Source("ELSST_R5.rdf.gz", b"", skos.PUBLISHED_RELEASES["5"]["sha256"], ox.RdfFormat.RDF_XML)
+    other = skos.Source("ELSST_R5.ttl", b"", "ab" * 32, ox.RdfFormat.TURTLE)
+    full = {"languages": ["de", "en", "fr"], "tasks": list(TASKS), **BENCHMARK_OPTIONS}
+    assert dataset_id_for(elsst, published, **full) == "elsst-r5"
+    assert dataset_id_for(elsst, published, **{**full, "tasks": list(reversed(TASKS))}) == "elsst-r5"
+    assert dataset_id_for(elsst, other, **full) == "elsst-r5-abababababab"
+    assert dataset_id_for(Thesaurus(concepts, {"uri": "https://example.org/", "version": "5"}), published,
+                          **full) == f"skos-{published.sha256[:12]}"
+    variants = [{"languages": ["de", "en"]}, {"tasks": ["broader", "synonym"]}, {"seed": 1}, {"pivot": "de"},
+                {"lowercase": False}, {"documents": "label+definition"}]
+    ids = [dataset_id_for(elsst, published, **{**full, **v}) for v in variants]
+    assert len(set(ids)) == len(variants) and all(re.fullmatch(r"elsst-r5-[0-9a-f]{8}", i) for i in ids)
+    assert dataset_id_for(elsst, published, **{**full, "languages": ["en", "de"]}) == ids[0]  # order is no option
+    assert dataset_id_for(elsst, other, **{**full, "seed": 1}) == f"elsst-r5-abababababab-{ids[2].rsplit('-', 1)[1]}"
+
+
+def test_cli_prepare_accepts_the_documented_format_rdfxml(cli, tmp_path, mini_path):
+    # `--format rdfxml`, the value the README and --help give, used to be refused as an unknown format.
+    source = tmp_path / "mini.ttl"  # RDF/XML under a Turtle name: only --format can say what it is
+    source.write_bytes(ox.serialize(ox.parse(mini_path.read_bytes(), format=ox.RdfFormat.TURTLE),
+                                    format=ox.RdfFormat.RDF_XML))
+    result = cli("prepare", "--source", source, "--format", "rdfxml", "--out", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["source"]["format"] == "rdfxml"
+    assert_one_line_error(cli("prepare", "--source", source, "--format", "rdf-json", "--out", tmp_path / "x"),
+                          "unknown RDF format 'rdf-json'; known: rdfxml, turtle, ntriples")
+
+
+def test_control_characters_and_blank_labels_never_reach_the_dataset(tmp_path):
+    # The bug: a NUL or an ESC sequence went into corpus and queries as is, and a label of spaces became an
+    # empty document that every query could retrieve.
+    source = tmp_path / "dirty.ttl"
+    source.write_text(r"""@prefix skos: <http://www.w3.org/2004/02/skos/core#> .
+@prefix ex: <https://example.org/t/> .
+ex:A a skos:Concept ; skos:prefLabel "SOC\u0000IETY\u001b[2J"@en .
+ex:B a skos:Concept ; skos:prefLabel "   "@en ; skos:broader ex:A .
+ex:C a skos:Concept ; skos:prefLabel "\u001b]0;title\u0007FAMILIES"@en ; skos:broader ex:A ;
+    skos:altLabel "\u0000"@en, "KIN\u009b31m"@en .
+""")
+    out, manifest = prepare(source, out=tmp_path / "out")
+    broader = open_prepared(out).load("broader", "en")
+    assert broader.corpus == {"A": "soc iety", "C": "families"}  # B has no label left: not in the pool
+    assert open_prepared(out).load("synonym", "en").queries == {"C#0": "kin 31m"}
+    assert manifest["counts"]["control_characters_removed"] == 4 and manifest["counts"]["empty_labels_dropped"] == 2
+    assert any("control characters removed from 4" in w for w in manifest["warnings"])
+    assert any("2 labels or notes dropped" in w for w in manifest["warnings"])
+    raw = b"".join(all_files(out).values()).decode("utf-8")
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\\u00[01]", raw)

@@ -51,3 +51,25 @@ def test_pool_is_the_prepared_corpus_and_unknown_languages_are_refused(prepared_
     searcher = ConceptSearch(FakeEncoder(), ds, "en")
     with pytest.raises(DataError, match="empty"):
         searcher("   ")
+
+
+def test_search_hits_escape_control_characters_a_dataset_still_holds(tmp_path):
+    # The bug: a label with an ESC sequence (or a C1 control) was printed raw: `search` could clear the screen or
+    # retitle the terminal. Ingestion now removes them; a dataset prepared before that, or edited, may hold them.
+    from elsst_bench.tasks import prepare
+
+    source = tmp_path / "t.ttl"
+    source.write_text("@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n"
+                      "<https://example.org/t/A> a skos:Concept ; skos:prefLabel \"SOCIETY\"@en .\n"
+                      "<https://example.org/t/B> a skos:Concept ; skos:prefLabel \"FAMILIES\"@en ;"
+                      " skos:broader <https://example.org/t/A> .\n")
+    out, _ = prepare(source, out=tmp_path / "ds")
+    concepts = out / "concepts.jsonl"  # what an old dataset holds: raw control characters in labels
+    concepts.write_text(concepts.read_text().replace('"SOCIETY"', '"SOC\\u001b[2JIETY\\u009b"')
+                        .replace('"FAMILIES"', '"FAMI\\u0000LIES"'))
+    hits = ConceptSearch(FakeEncoder(), open_prepared(out), "en")("families", k=2)
+    by_id = {h["id"]: h for h in hits}
+    assert by_id["B"]["label"] == "fami\\x00lies" and by_id["B"]["path"] == "soc\\x1b[2jiety\\x9b"
+    assert by_id["A"]["label"] == "soc\\x1b[2jiety\\x9b" and by_id["A"]["path"] == ""
+    assert not any(ord(ch) < 32 or 127 <= ord(ch) < 160 for h in hits for v in (h["label"], h["uri"], h["path"])
+                   for ch in v), hits

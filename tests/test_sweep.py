@@ -19,6 +19,19 @@ from elsst_bench.training import NonFiniteLoss, TrainConfig, train
 TINY = 'epochs = 1\nbatch_size = 8\nmax_pairs = 16\nlanguages = ["en"]\neval_tasks = ["broader"]\n'
 
 
+#: Three tiny runs for the board: zero-shot and two LoRA seeds.
+BOARD_GRID = """
+[[runs]]
+id = "none-s0"
+adapter = "none"
+submit = true
+[[runs]]
+id = "{adapter}-s{seed}"
+matrix = { adapter = ["lora"], seed = [0, 1] }
+submit = true
+"""
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
@@ -75,6 +88,19 @@ languages = ["en", "de"]
      'lr_from = "t/*"\n', "do not also set lr"),
     ('out = "x"\n[[runs]]\nid = "t/a"\nadapter = "lora"\n[[runs]]\nid = "b{lr}"\nadapter = "lora"\n'
      'lr_from = "t/*"\n', "names {lr}"),
+    # value types are checked when the file is read, not by a child process in the middle of the sweep
+    ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nepochs = "three"\n', 'epochs = "three" should be an integer'),
+    ('out = "x"\n[[defaults]]\n', "[defaults] must be a table"),
+    ('out = "x"\n[defaults]\nlr = "fast"\n[[runs]]\nid = "a"\nadapter = "lora"\n', 'lr = "fast" should be a number'),
+    ('out = "x"\n[[runs]]\nid = "a{seed}"\nadapter = "lora"\nmatrix = { seed = [0, "1"] }\n',
+     'seed = "1" should be an integer'),
+    ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nlanguages = "en"\n', "should be a list of strings"),
+    ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\ntest = 0\n', "test = 0 should be true or false"),
+    # an id names plain fields only
+    ('out = "x"\n[[runs]]\nid = "{adapter.__class__.__mro__}"\nadapter = "lora"\n', "plain fields only"),
+    ('out = "x"\n[[runs]]\nid = "{adapter!r}"\nadapter = "lora"\n', "plain fields only"),
+    ('out = "x"\n[[runs]]\nid = "{seed:>10}"\nadapter = "lora"\n', "plain fields only"),
+    ('out = "x"\n[[runs]]\nid = "/abs/{adapter}"\nadapter = "lora"\n', "without '..'"),
 ])
 def test_bad_sweep_files_are_refused_with_one_line(tmp_path, text, fragment):
     with pytest.raises(BenchError) as info:
@@ -92,15 +118,7 @@ def test_bad_sweep_file_on_the_command_line(tmp_path, cli):
 def test_sweep_trains_submits_renders_and_a_second_pass_does_nothing(small_dataset, tmp_path, cli):
     board = new_board(tmp_path, small_dataset)
     before = snapshot(board)
-    path = sweep_file(tmp_path, small_dataset.path, board, """
-[[runs]]
-id = "none-s0"
-adapter = "none"
-submit = true
-[[runs]]
-id = "{adapter}-s{seed}"
-matrix = { adapter = ["lora"], seed = [0, 1] }
-submit = true
+    path = sweep_file(tmp_path, small_dataset.path, board, BOARD_GRID + """
 [[runs]]
 id = "src/lora"
 adapter = "lora"

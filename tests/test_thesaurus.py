@@ -23,11 +23,11 @@ def mini(mini_path):
 
 def test_release_figures_match_the_data_readme(elsst):
     thesaurus, stats, source = elsst
-    assert source.sha256 == "71b102c27e218c051e8a34d97d5da88ea3cedd1eec120f5fba162babea250770"
+    assert source.sha256 == skos.PUBLISHED_RELEASES["5"]["sha256"]  # data/README.md; what makes it "elsst-r5"
     assert stats.triples == 236_925
     assert stats.concepts == 3_435 and len(thesaurus) == 3_435
     assert stats.deprecated == 34
-    assert len(thesaurus.live_ids) == 3_401
+    assert len(thesaurus.live_ids) == 3_401 == skos.PUBLISHED_RELEASES["5"]["live_concepts"]
     assert stats.pref_labels == 51_428
     assert stats.live_pref_labels == 50_908
     assert stats.alt_labels == stats.live_alt_labels == 36_338
@@ -39,6 +39,8 @@ def test_release_figures_match_the_data_readme(elsst):
     assert sum(1 for c in thesaurus.live_ids if len(thesaurus.parents(c)) >= 2) == 162
     assert thesaurus.cycles() == []
     assert thesaurus.scheme["version"] == "5"
+    # nothing to repair: ingestion leaves the release (hence the elsst-r5 fingerprint) as it is
+    assert stats.control_characters == 0 and stats.empty_labels == 0
 
 
 def test_live_label_counts_per_language_sum_to_the_total(elsst):
@@ -117,7 +119,9 @@ def test_format_is_detected_from_content_when_the_name_says_nothing(tmp_path, mi
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"<?xml version='1.0'?><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'><rdf:Desc", "malformed"),
+        (b"<?xml version='1.0'?><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'><rdf:Desc", "truncated"),
+        (b"<?xml version='1.0'?><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+         b"<rdf:Description rdf:about='http://a'><rdf:Desc</rdf:Description></rdf:RDF>", "malformed"),
         (b"<?xml version='1.0'?><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
          b"<rdf:Description rdf:about='http://a'/></rdf:RDF>", "no skos:Concept"),
     ],
@@ -128,3 +132,68 @@ def test_bad_files_raise_one_line_data_errors(tmp_path, content, message):
     with pytest.raises(DataError, match=message) as info:
         skos.load(path)
     assert "\n" not in str(info.value)
+
+
+TTL_HEAD = """@prefix skos: <http://www.w3.org/2004/02/skos/core#> .
+@prefix ex: <https://example.org/t/> .
+"""
+
+
+def test_a_self_loop_is_reported_as_a_cycle_of_length_one(tmp_path):
+    # A concept stated as its own broader (or narrower) used to vanish: no parent of itself, and no cycle either.
+    # S hangs below the cycle P <-> Q and loops on itself: it is still one hop under P, not a root.
+    path = tmp_path / "loops.ttl"
+    path.write_text(TTL_HEAD + """
+ex:A a skos:Concept ; skos:prefLabel "A"@en ; skos:broader ex:A .
+ex:B a skos:Concept ; skos:prefLabel "B"@en ; skos:broader ex:A ; skos:narrower ex:B .
+ex:P a skos:Concept ; skos:prefLabel "P"@en ; skos:broader ex:Q .
+ex:Q a skos:Concept ; skos:prefLabel "Q"@en ; skos:broader ex:P .
+ex:S a skos:Concept ; skos:prefLabel "S"@en ; skos:broader ex:P, ex:S .
+""")
+    th = skos.load(path)[0]
+    assert th.cycles() == [["A"], ["B"], ["P", "Q"], ["S"]]
+    assert th.parents("A") == () and th.parents("B") == ("A",) and th.ancestors("B") == {"A": 1}
+    assert {c: th.depth(c) for c in "ABPQS"} == {"A": 1, "B": 2, "P": 1, "Q": 1, "S": 2}
+
+
+def test_control_characters_are_removed_and_blank_labels_dropped_at_ingestion(tmp_path):
+    # They used to be kept: a NUL or an ESC sequence went into the dataset (and raw onto the terminal of
+    # `search`), and a label of spaces became an empty document.
+    path = tmp_path / "dirty.ttl"
+    path.write_text(TTL_HEAD + r"""
+ex:A a skos:Concept ; skos:prefLabel "SOC\u0000IETY"@en, "\u001b[31mGESELLSCHAFT\u001b[0m"@de, "   "@fr ;
+    skos:altLabel "\u0009 \u000b"@en, "TWO\nLINES"@en, "C1\u009bCSI"@en ; skos:definition "  "@en .
+ex:B a skos:Concept ; skos:prefLabel "\u00a0"@en, "B"@de ; skos:broader ex:A .
+""")
+    th, stats, _ = skos.load(path)
+    assert th["A"].labels == {"de": "GESELLSCHAFT", "en": "SOC IETY"}  # fr had only spaces
+    assert th["A"].alt == {"en": ["C1 CSI", "TWO\nLINES"]}  # line feed kept (the tasks normalise whitespace)
+    assert th["A"].definitions == {} and th["B"].labels == {"de": "B"}
+    assert stats.control_characters == 4  # NUL, the ESC sequences, vertical tab, C1 CSI
+    assert stats.empty_labels == 4  # "   "@fr, tab + vertical tab, the blank definition, a no-break space
+    assert stats.pref_labels == 3 and stats.alt_labels == 2 and stats.definitions == 0
+    texts = [t for c in th.concepts.values() for t in [*c.labels.values(), *(a for v in c.alt.values() for a in v)]]
+    assert not [t for t in texts if any(ord(ch) < 32 and ch not in "\t\n\r" or 127 <= ord(ch) < 160 for ch in t)]
+
+
+RDF_HEAD = (b"<?xml version='1.0' encoding='UTF-8'?>\n<!-- a comment before the root -->\n"
+            b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#' "
+            b"xmlns:skos='http://www.w3.org/2004/02/skos/core#'>\n")
+
+
+def rdf_concept(name: str) -> bytes:
+    return (f"<skos:Concept rdf:about='https://example.org/t/{name}'><skos:prefLabel xml:lang='en'>{name}"
+            f"</skos:prefLabel></skos:Concept>\n").encode()
+
+
+def test_rdfxml_cut_between_elements_is_truncated_not_a_smaller_thesaurus(tmp_path):
+    # The streaming parser used to accept a document cut between two elements: the concepts before the cut
+    # came back as if they were the whole file.
+    whole = RDF_HEAD + rdf_concept("A") + rdf_concept("B") + b"</rdf:RDF>\n<!-- end -->\n<?pi done?>\n"
+    path = tmp_path / "thesaurus.rdf"
+    path.write_bytes(whole)
+    assert len(skos.load(path)[0]) == 2  # a complete document, trailing comment and PI included, is fine
+    for cut in (whole.index(b"<skos:Concept rdf:about='https://example.org/t/B'"), whole.index(b"</rdf:RDF>")):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(DataError, match=r"thesaurus.rdf: RDF/XML is truncated: .* <rdf:RDF> is closed$"):
+            skos.load(path)

@@ -58,7 +58,8 @@ def save_adapter(model: nn.Module, directory: str | Path, base_model: dict | Non
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in _tensors_for_saving(state).items()}
     config = state.config(model, base_model)
     config["tensors"] = len(tensors)
-    write_bytes(directory / ADAPTER_WEIGHTS, save_tensors(tensors, metadata={"format": "pt", "method": state.method}))
+    data = save_tensors(tensors, metadata={"format": "pt", "method": state.method})
+    write_bytes(directory / ADAPTER_WEIGHTS, canonical_safetensors(data))
     write_json(directory / ADAPTER_CONFIG, _jsonable(config))
     return directory
 
@@ -183,3 +184,22 @@ def _base_mismatch_message(path: Path, config: dict) -> str:
         f"adapter file {path} is mismatched: it was trained on base model {name} and this model's weights "
         "of the target modules differ"
     )
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted, so equal tensors give equal bytes.
+
+    safetensors serialises the header from hash maps, whose order changes from process to process; the tensor
+    entries carry their data offsets, so reordering the header (same length, compact JSON) changes nothing a
+    reader sees.
+    """
+    import json
+    import struct
+
+    (length,) = struct.unpack("<Q", data[:8])
+    raw = data[8:8 + length]
+    header = json.loads(raw)
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(canonical) > length:  # never for safetensors' own compact header; keep the file as it is otherwise
+        return data
+    return data[:8] + canonical + b" " * (length - len(canonical)) + data[8 + length:]

@@ -40,6 +40,8 @@ class MethodInfo:
     implementation: str | None = None
     trains: bool = True  # False: nothing is trained (zero-shot)
     is_adapter: bool = True  # False: no apply_adapter, no adapter/ directory
+    #: ΔW = B A of rank ≤ r in every layer, so ``export --peft`` writes it as a PEFT LoRA adapter (:mod:`.peft_export`)
+    lora_form: bool = False
 
     @property
     def name(self) -> str:
@@ -80,22 +82,22 @@ def register(info: MethodInfo) -> MethodInfo:
 for _info in (
     # native methods
     MethodInfo(configs.LoRAConfig, "native", "r·(d_in + d_out)",
-               "low-rank update s·BA, B=0 at init (Hu et al. 2021)", implementation=".lora:LoRA"),
+               "low-rank update s·BA, B=0 at init (Hu et al. 2021)", implementation=".lora:LoRA", lora_form=True),
     MethodInfo(configs.OrthoGeoLoRAConfig, "native", "r·(d_in + d_out) + r",
                "SVD-form update s·U diag(σ) Vᵀ, U and V on the Stiefel manifold via QR (arXiv 2601.09185)",
-               implementation=".orthogeolora:OrthoGeoLoRA"),
+               implementation=".orthogeolora:OrthoGeoLoRA", lora_form=True),
     MethodInfo(configs.GeLoRAConfig, "native", "Σ_blocks r_ℓ·Σ(d_in + d_out), r_ℓ from intrinsic-dimension gaps",
                "LoRA with per-block ranks from TwoNN intrinsic dimensions of hidden states (arXiv 2412.09250)",
-               knob="rank (total r·L)", implementation=".gelora:GeLoRA"),
+               knob="rank (total r·L)", implementation=".gelora:GeLoRA", lora_form=True),
     MethodInfo(configs.SMoAConfig, "native", "Σ_k r_k·(d_in + d_out) = r·(d_in + d_out)",
                "high-rank modulation s·Σ_k W0^(k) ⊙ B_k A_k in K spectral subspaces (arXiv 2601.07507)",
                implementation=".smoa:SMoA"),
     MethodInfo(configs.EigenLoRAxConfig, "native", "2·K'·r, K' = k + k_gs",
                "coefficients on the principal subspace of saved LoRA adapters (+ k_gs random directions) "
-               "(arXiv 2502.04700)", knob="K' (k_gs)", implementation=".eigenlorax:EigenLoRAx"),
+               "(arXiv 2502.04700)", knob="K' (k_gs)", implementation=".eigenlorax:EigenLoRAx", lora_form=True),
     MethodInfo(configs.PiCaConfig, "native", "Σ_types r·d_out (shared M; unshared: Σ_layers r·d_out)",
                "ΔW = M·P onto W0's top-r singular directions, M shared per module type (arXiv 2505.20211)",
-               implementation=".pica:PiCa"),
+               implementation=".pica:PiCa", lora_form=True),
     # PEFT's own methods
     MethodInfo(configs.DoRAConfig, "peft", "r·(d_in + d_out) + d_out",
                "weight-decomposed LoRA: magnitude m and direction W0 + sBA (PEFT use_dora=True)",

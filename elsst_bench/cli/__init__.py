@@ -31,14 +31,29 @@ from . import sweep  # noqa: E402,F401
 
 
 def main() -> None:
-    """Console-script entry point: bad input -> one line on stderr, exit status 2."""
+    """Console-script entry point: bad input (a :class:`BenchError` or a usage error such as ``--lr abc``) -> one
+    line on stderr, exit status 2; an interrupt -> one line, exit status 130."""
+    from typer import Abort
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer 0.29 vendors click (pinned)
+
     from ..errors import BenchError
 
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError:  # the help is already printed
+        sys.exit(2)
+    except ClickException as err:
+        print(f"elsst-bench: error: {_one_line(err.format_message())}", file=sys.stderr)
+        sys.exit(err.exit_code)
     except BenchError as err:
         print(f"elsst-bench: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Abort):
+        code = 130
+    if code == 130:  # typer turns Ctrl-C into exit status 130
         print("elsst-bench: interrupted", file=sys.stderr)
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

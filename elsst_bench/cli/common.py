@@ -14,8 +14,9 @@ def split_list(values: list[str] | None) -> list[str] | None:
     return out or None
 
 
-def print_table(headers: list[str], rows: list[list], file=sys.stdout) -> None:
-    """A plain aligned text table (numbers right-aligned)."""
+def print_table(headers: list[str], rows: list[list], file=None) -> None:
+    """A plain aligned text table (numbers right-aligned), on ``file`` (default: the current ``sys.stdout``)."""
+    file = file if file is not None else sys.stdout
     cells = [[str(h) for h in headers]] + [[_fmt(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]

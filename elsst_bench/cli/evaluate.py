@@ -9,12 +9,15 @@ from typing import Optional
 import typer
 
 from . import app
+from ..progress import quiet_libraries
 from .common import print_json, print_table, split_list
 
 _DATASET_HELP = "Prepared dataset directory. Default: data/prepared/elsst-r5."
 
 
 def _progress(quiet: bool) -> bool:
+    if quiet:
+        quiet_libraries()
     return not quiet and sys.stderr.isatty()
 
 

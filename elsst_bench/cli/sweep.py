@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -17,12 +18,18 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="List the planned runs and their state; train nothing."),
     no_submit: bool = typer.Option(False, "--no-submit", help="Train and evaluate only; leave the leaderboard alone."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (one line per run)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Run shard K of N (K/N, 1-based) of the plan; "
+                                        "default: the SLURM array task's, else the whole plan."),
 ) -> None:
     """Run every planned run not yet complete (resuming interrupted ones), submit, re-render the leaderboard."""
+    from ..shard import parse_shard, select, shard_from_environment
     from ..sweep import load_plan, run_sweep, state, submitted_entry, tuned_lr
     from ..training import size_label
 
-    plan = load_plan(config)
+    whole = load_plan(config)
+    part = parse_shard(shard) if shard is not None else shard_from_environment()
+    plan = select(whole, part) if part is not None else whole
+    where = f"{config}" + (f" (shard {part}: {len(plan.runs)} of {len(whole.runs)} runs)" if part else "")
     if dry_run:
         rows = []
         for run in plan.runs:
@@ -39,10 +46,10 @@ def sweep(
             rows.append([run.id, run.config.adapter, size, lr, run.config.seed, test, state(run), on_board])
         print_table(["run", "adapter", "size", "lr", "seed", "test", "state", "submitted"], rows)
         todo = sum(state(r) != "complete" for r in plan.runs)
-        print(f"{len(plan.runs)} runs in {config}: {todo} to train, {len(plan.runs) - todo} complete")
+        print(f"{len(plan.runs)} runs in {where}: {todo} to train, {len(plan.runs) - todo} complete")
         return
     if quiet:
         quiet_libraries()
     summary = run_sweep(plan, submit=not no_submit, progress=not quiet)
-    print(f"sweep {config}: {len(plan.runs)} runs; trained {len(summary.trained)}, resumed {len(summary.resumed)}, "
+    print(f"sweep {where}: {len(plan.runs)} runs; trained {len(summary.trained)}, resumed {len(summary.resumed)}, "
           f"already complete {len(summary.skipped)}, submitted {len(summary.submitted)}; {summary.seconds:.1f} s")

@@ -100,20 +100,48 @@ def train(
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="A completed run directory."),
-    merged: Path = typer.Option(..., "--merged", help="Output directory for the merged SentenceTransformer."),
+    merged: Optional[Path] = typer.Option(None, "--merged", help="Output directory for the merged "
+                                          "SentenceTransformer (new or empty; an earlier export only with "
+                                          "--overwrite)."),
+    peft: Optional[Path] = typer.Option(None, "--peft", help="Output directory for a PEFT LoRA adapter "
+                                        "(adapter_config.json + adapter_model.safetensors) with the run's exact ΔW."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in the output directory."),
 ) -> None:
-    """Write a plain sentence-transformers model with the adapter merged into the base weights."""
-    from .. import atomic, runs
-
+    """Write the run as a plain sentence-transformers model with the adapter merged into the base weights
+    (--merged), or as a standard PEFT LoRA adapter for the base transformer (--peft); either with a model card."""
+    from .. import atomic, outputs, runs
     from ..adapters import method_info
+    from ..cards import write_card
 
+    if (merged is None) == (peft is None):
+        raise BenchError("give exactly one of --merged DIR and --peft DIR")
+    config = runs.read_complete(run_dir)  # a complete run, before the target is looked at
+    target = merged if merged is not None else peft
+    outputs.check_target(target, outputs.MODEL if merged is not None else outputs.PEFT_ADAPTER, replace=overwrite)
+    if peft is not None:
+        info = runs.method(config["adapter"])
+        if info is None or not info.lora_form:
+            why = ("not an adapter" if info is not None and not info.is_adapter else
+                   "a PEFT method, whose own format is not written yet" if info is not None and info.source == "peft"
+                   else "without an exact LoRA form (ΔW of rank > r)" if info is not None else "an unknown method")
+            raise BenchError(f"run {run_dir} is {config['adapter']}, {why}: export it with --merged")
     model, info = runs.load_run(run_dir)
+    if peft is not None:
+        from ..adapters.peft_export import export_peft
+
+        with atomic.directory(peft) as tmp:
+            export_peft(model, tmp, base_name=info["identity"]["name"])
+            write_card(run_dir, tmp, kind="peft")  # in place of PEFT's template card
+        print(f"wrote {peft}: {info['adapter']} as a PEFT LoRA adapter for {info['identity']['name']}; load it "
+              f"with PeftModel.from_pretrained(<its transformer>, {str(peft)!r})")
+        return
     if method_info(info["adapter"]).is_adapter:
         from ..adapters import merge_adapter
 
         merge_adapter(model)
     with atomic.directory(merged) as tmp:
-        model.save(str(tmp))
+        model.save(str(tmp), create_model_card=False)
+        write_card(run_dir, tmp, kind="merged")
     print(f"wrote {merged}: {info['adapter']} merged into {info['identity']['name']}; "
           f"load it with SentenceTransformer({str(merged)!r})")
 

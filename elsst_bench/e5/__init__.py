@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import atomic
 from ..errors import DataError
 
 MODEL_NAME = "multilingual-e5-small"
@@ -140,8 +141,6 @@ def build(cache_dir: str | Path | None = None, source: str | Path | None = None,
     """
     from filelock import FileLock
 
-    from .. import atomic
-
     path = Path(source) if source is not None else source_path()
     ident = identity(path)
     final = model_dir(cache_dir, path)
@@ -152,19 +151,12 @@ def build(cache_dir: str | Path | None = None, source: str | Path | None = None,
         with FileLock(str(final.parent / f".{final.name}.lock")):
             if is_complete(final, ident):
                 return final
-            with atomic.directory(final) as tmp:
-                os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the cache may be shared
+            with atomic.directory(final) as tmp:  # usual modes: the cache may be shared
                 convert(path, tmp, ident, progress=progress)
     except OSError as err:
         raise DataError(f"cannot write the converted {MODEL_NAME} under {final.parent}: {err.strerror or err} "
                         "(set ELSST_BENCH_CACHE to a writable directory)") from err
     return final
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def convert(source: str | Path, out: str | Path, ident: dict | None = None, progress: bool = False) -> dict:
@@ -204,7 +196,7 @@ def convert(source: str | Path, out: str | Path, ident: dict | None = None, prog
     (out / "README.md").write_text(_readme(ident), encoding="utf-8")
     files = {}
     for file in sorted(p for p in out.rglob("*") if p.is_file()):
-        os.chmod(file, 0o666 & ~_umask())  # some writers use 0600 temporary files; the cache may be shared
+        os.chmod(file, 0o666 & ~atomic.umask())  # some writers use 0600 temporary files; the cache may be shared
         files[file.relative_to(out).as_posix()] = {"size": file.stat().st_size}
     marker = {"identity": ident, "files": files, "prompts": PROMPTS}
     (out / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import atomic, paths, runs
+from .. import atomic, outputs, paths, runs
 from ..devices import check_device
 from ..errors import BenchError, DataError
+from ..models import portable_identity
 from ..slugs import slug
 from ..tasks import SPLITS, open_prepared
 from .encode import default_cache_dir
@@ -70,8 +71,12 @@ def evaluate_command(run_dir: str | None = None, model: str | None = None, *, da
             if runs.trains(config.get("adapter", "none")):
                 raise DataError(f"{out_dir} is a training run ({config.get('adapter')}); evaluate it as RUN_DIR, "
                                 "or pick another --out")
+    outputs.check_target(out_dir, outputs.EVALUATION, replace=True)  # metrics are added to a run, or replaced
+    cache_dir = (cache_dir or default_cache_dir()) if use_cache else None
+    if cache_dir is not None:
+        outputs.check_writable(cache_dir, "embedding cache (set ELSST_BENCH_CACHE or pass --no-cache)")
     loaded = load_run_model(run_dir, ds, device) if run_dir is not None else load_base_model(model, device)
-    options = EvaluationOptions(cache_dir=(cache_dir or default_cache_dir()) if use_cache else None,
+    options = EvaluationOptions(cache_dir=cache_dir,
                                 cache_extra=loaded.cache_extra, batch_size=batch_size, index=index)
     result = evaluate_model(loaded.model, ds, split=split, tasks=tasks, languages=languages,
                             identity=loaded.identity, adapter=loaded.adapter,
@@ -80,7 +85,7 @@ def evaluate_command(run_dir: str | None = None, model: str | None = None, *, da
     if run_dir is None:
         langs = sorted({lang for per in result.scores.values() for lang in per if lang != "macro"})
         atomic.write_json(out_dir / runs.CONFIG, {
-            "kind": "zero-shot", "adapter": "none", "model": loaded.identity, "trainable_params": 0,
+            "kind": "zero-shot", "adapter": "none", "model": portable_identity(loaded.identity), "trainable_params": 0,
             "dataset_id": ds.dataset_id, "dataset_fingerprint": ds.fingerprint, "versions": runs.versions(),
             "options": {"eval_tasks": list(result.scores), "eval_languages": langs},
         })

@@ -18,6 +18,9 @@ sentence-transformers' ``InformationRetrievalEvaluator`` drop it too); graded nD
 of the split (``queries``). In ELSST R5 the two differ only for a few non-English broader queries whose direct
 broader concept has no label in that language.
 
+A ranking that holds one concept twice in its top 10 is refused (:func:`check_no_repeats`): every metric above
+assumes distinct candidates, and ranx would count a repeated relevant concept at every rank it fills.
+
 ranx computes everything from 3-D arrays (queries × candidates × (id, score)) handed straight to its numba
 kernels, with pool rows as integer ids and the rank-derived scores of :mod:`.rankings`: no hashing, no
 dictionaries, no re-sorting. The kernels compile on first use (cached on disk by numba); :func:`warm_up`
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import DataError
 from ..metric_names import BINARY_METRICS, METRICS, PRIMARY_METRIC, WUP_METRIC
 from .rankings import RANK_BASE, Rankings
 
@@ -70,6 +74,20 @@ def warm_up() -> None:
     _ranx_evaluate(qrels, run, BINARY_METRICS)
     _ranx_evaluate(qrels, run, ("ndcg@10",))
     _warm = True
+
+
+def check_no_repeats(rankings: Rankings, k: int = CUTOFF) -> None:
+    """No query's top ``k`` (what the metrics read) holds one concept twice: a repeated relevant concept would
+    be counted at every rank it fills (nDCG above 1). Raises a one-line DataError naming the query."""
+    top = np.sort(rankings.rows[:, :k], axis=1)
+    repeated = (top[:, 1:] == top[:, :-1]) & (top[:, 1:] >= 0)
+    if repeated.any():
+        i, j = np.argwhere(repeated)[0]
+        rank = rankings.rows[i, :k].tolist()
+        row = int(top[i, j])
+        first = rank.index(row)
+        raise DataError(f"query {rankings.qids[i]} ranks concept {rankings.doc_ids[row]} twice (ranks {first + 1} "
+                        f"and {rank.index(row, first + 1) + 1}); a ranking must not repeat a concept")
 
 
 def run_array(rows: np.ndarray, k: int = CUTOFF) -> np.ndarray:
@@ -134,9 +152,10 @@ def score_rankings(rankings: Rankings, qrels: dict[str, dict[str, int]], thesaur
                    per_query: bool = False) -> dict:
     """Metrics of one task/language/split: ``{metric: mean, "queries": n, "queries_binary": m}``.
 
-    ``qrels`` must judge every ranked query. ``thesaurus`` enables ``wup@1``. With ``per_query`` the result
-    also holds ``"per_query": {metric: {qid: value}}``.
+    ``qrels`` must judge every ranked query, and no query may rank a concept twice (:func:`check_no_repeats`).
+    ``thesaurus`` enables ``wup@1``. With ``per_query`` the result also holds ``"per_query": {metric: {qid: value}}``.
     """
+    check_no_repeats(rankings)
     warm_up()
     n = len(rankings.qids)
     judgments = Judgments.build(rankings, qrels)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..models import portable_identity
 from ..metric_names import PRIMARY_METRIC
 from ..runs import versions
 from ..tasks import SPLITS, PreparedDataset, open_prepared, resolve_selection
@@ -182,7 +183,7 @@ def evaluate_model(model, dataset, split: str = "test", tasks: list[str] | None 
         "dataset_id": ds.dataset_id,
         "dataset_fingerprint": ds.fingerprint,
         "split": split,
-        "model": identity,
+        "model": portable_identity(identity),
         "adapter": adapter,
         "trainable_params": int(trainable_params),
         "scores": scores,

@@ -7,10 +7,15 @@ language without a prepared pool falls back to the thesaurus' preferred labels, 
 
 The broader path runs from a top concept down to the concept's parent, following at each step the parent
 closest to a root (smallest depth, then smallest id), e.g. ``social structure > social groups``.
+
+Every text of a hit (label, URI, path) is printable: a control character that a dataset still holds (one
+prepared before ingestion removed them, or edited by hand) is shown escaped, ``\\x1b``, never sent raw to
+a terminal.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +26,14 @@ from ..tasks import PreparedDataset, resolve_selection
 from .encode import EmbeddingCache, EmbeddingTable, model_cache_key
 from .index import build_index
 from .rankings import rank
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character (C0, DEL, C1) escaped as ``\\xNN``: safe to print on a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
 def _norm(ds: PreparedDataset):
@@ -53,7 +66,7 @@ def pool(ds: PreparedDataset, lang: str, thesaurus=None) -> dict[str, str]:
 def label(thesaurus, cid: str, lang: str, norm) -> str:
     labels = thesaurus[cid].labels
     text = labels.get(lang) or labels.get("en") or next(iter(labels.values()), cid)
-    return norm(text)
+    return printable(norm(text))
 
 
 def broader_path(thesaurus, cid: str, lang: str, norm=lambda s: s) -> list[str]:
@@ -112,7 +125,7 @@ class ConceptSearch:
             path = broader_path(self.thesaurus, cid, self.lang, self._norm)
             out.append({"rank": position, "score": float(np.round(score, 6)), "id": cid,
                         "label": label(self.thesaurus, cid, self.lang, self._norm),
-                        "uri": self.thesaurus[cid].uri, "broader_path": path, "path": " > ".join(path)})
+                        "uri": printable(self.thesaurus[cid].uri), "broader_path": path, "path": " > ".join(path)})
         return out
 
 

@@ -50,6 +50,8 @@ def compare_runs(paths: list[str | Path], dataset: str | Path, split: str = "tes
                  tasks: list[str] | None = None, languages: list[str] | None = None, per_language: bool = False,
                  max_p: float = 0.05, n_permutations: int = 1000) -> list[dict]:
     """One entry per comparison: ``{"task", "languages", "queries", "report": ranx Report}``."""
+    if not 0 < max_p < 1:
+        raise DataError(f"--max-p is a significance level between 0 and 1 (exclusive), got {max_p:g}")
     from numba.core.errors import NumbaTypeSafetyWarning
     from ranx import Qrels, Run, compare
 

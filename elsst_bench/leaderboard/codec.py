@@ -48,8 +48,9 @@ def encode_rows(rows: np.ndarray, pool_size: int) -> dict:
     return {"queries": int(rows.shape[0]), "dtype": dtype, "data": base64.b64encode(data).decode("ascii")}
 
 
-def decode_rows(blob: dict, pool_size: int, where: str) -> np.ndarray:
-    """The inverse of :func:`encode_rows`, with one-line errors naming ``where``."""
+def decode_rows(blob: dict, where: str) -> np.ndarray:
+    """The inverse of :func:`encode_rows`, with one-line errors naming ``where``. Only the encoding is checked
+    here; what the rows may hold (pool rows, no concept twice, …) is :func:`.validate.check_ranked`'s."""
     try:
         dtype = np.dtype(blob["dtype"])
         raw = zlib.decompress(base64.b64decode(blob["data"], validate=True))
@@ -58,10 +59,7 @@ def decode_rows(blob: dict, pool_size: int, where: str) -> np.ndarray:
         raise DataError(f"{where}: the stored rankings cannot be decoded ({type(err).__name__}: {err})") from err
     if dtype.kind != "u" or len(raw) != n * TOP * dtype.itemsize:
         raise DataError(f"{where}: the stored rankings hold {len(raw)} bytes, not {n} queries × {TOP} × {dtype}")
-    rows = np.frombuffer(raw, dtype=dtype).reshape(n, TOP).astype(np.int64)
-    if rows.size and rows.max() >= pool_size:
-        raise DataError(f"{where}: the stored rankings point past the end of the pool ({pool_size} concepts)")
-    return rows
+    return np.frombuffer(raw, dtype=dtype).reshape(n, TOP).astype(np.int64)
 
 
 def content_sha256(parts: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...], np.ndarray]]) -> str:

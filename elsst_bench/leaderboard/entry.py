@@ -15,6 +15,12 @@
 ``scores`` are computed here with :func:`~elsst_bench.evaluation.metrics.score_rankings` on the stored top 10
 against the benchmark's qrels (see :mod:`.codec` for why the top 10 is exact); a run's own ``metrics.json``
 is never read. An *exact duplicate* is an entry with the same id: same model, adapter, seed and rankings.
+
+Every entry read from disk, and every entry ``submit`` builds, passes :func:`check_shape`: each field above is
+there, of its type, and nothing else is (one line naming the file and the field otherwise). The fields the id does
+not cover and the rankings cannot re-compute (name, ``trainable_params``, options, run, versions, date) are
+checked for type and consistency only: a name is one line, ``trainable_params`` is 0 exactly for an adapter that
+trains nothing (``none``), the date is a real day not after today.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import re
 
 import numpy as np
 
+from .. import runs
 from ..errors import DataError
 from ..evaluation.metrics import macro, score_rankings
 from ..evaluation.rankings import Rankings
@@ -33,16 +41,45 @@ from ..slugs import slug
 from ..tasks import TASKS, PreparedDataset
 from . import codec
 from .benchmark import Benchmark, Reference, reference, thesaurus
-from .validate import Submission, is_zero_shot
+from .validate import Submission, check_ranked, is_zero_shot
 
 SCHEMA = 1
-#: Training options that distinguish one configuration from another (the seed aside); kept in the entry.
-OPTION_KEYS = ("rank", "budget", "lr", "epochs", "batch_size", "tasks", "languages", "options", "max_pairs",
-               "warmup_ratio", "weight_decay", "loss")
-#: What the run says about itself (shown, never used to group or rank).
-RUN_KEYS = ("run_id", "kind", "device", "train_seconds", "peak_memory_mb", "steps", "git_commit")
-REQUIRED = ("schema", "id", "name", "model", "adapter", "trainable_params", "seed", "dataset_fingerprint",
-            "split", "submitted", "scores", "rankings")
+NAME_MAX = 120
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _text(v) -> bool:
+    return isinstance(v, str) and v.strip() != ""
+
+
+def _texts(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+INTEGER, NUMBER, TEXT, TEXTS, OBJECT = ((_integer, "an integer"), (_number, "a finite number"),
+                                        (_text, "a non-empty string"), (_texts, "a list of strings"),
+                                        (lambda v: isinstance(v, dict), "an object"))
+#: Training options that distinguish one configuration from another (the seed aside), kept in the entry, and
+#: what each must be.
+OPTION_TYPES = {"rank": INTEGER, "budget": TEXT, "lr": NUMBER, "epochs": INTEGER, "batch_size": INTEGER,
+                "tasks": TEXTS, "languages": TEXTS, "options": OBJECT, "max_pairs": INTEGER, "warmup_ratio": NUMBER,
+                "weight_decay": NUMBER, "loss": TEXT}
+OPTION_KEYS = tuple(OPTION_TYPES)
+#: What the run says about itself (shown, never used to group or rank), and what each must be.
+RUN_TYPES = {"run_id": TEXT, "kind": TEXT, "device": TEXT, "train_seconds": NUMBER, "peak_memory_mb": NUMBER,
+             "steps": INTEGER, "git_commit": TEXT}
+RUN_KEYS = tuple(RUN_TYPES)
+BLOB_TYPES = {"queries": INTEGER, "dtype": TEXT, "data": TEXT}  # rankings.runs.<task>.<lang>
+#: Every field of an entry, all required.
+FIELDS = ("schema", "id", "name", "model", "adapter", "trainable_params", "seed", "options", "run", "versions",
+          "dataset_id", "dataset_fingerprint", "split", "primary_metric", "submitted", "scores", "rankings")
 TOLERANCE = 1e-9  # re-scored metrics must agree to this (they are the same float computation)
 
 
@@ -77,11 +114,16 @@ def _summary(config: dict) -> tuple[dict, dict]:
     return chosen, run
 
 
+def is_display_name(name) -> bool:
+    """One line of 1 to :data:`NAME_MAX` characters: what an entry's ``name`` (and ``--name``) may be."""
+    return isinstance(name, str) and 0 < len(name) <= NAME_MAX and "\n" not in name and "\r" not in name
+
+
 def check_name(name: str | None) -> str:
-    """A display name is one line of at most 120 characters (empty: the model name is used)."""
+    """``--name``: a display name (:func:`is_display_name`) or empty (the model name is used)."""
     name = (name or "").strip()
-    if "\n" in name or "\r" in name or len(name) > 120:
-        raise DataError("--name must be one line of at most 120 characters")
+    if name and not is_display_name(name):
+        raise DataError(f"--name must be one line of at most {NAME_MAX} characters")
     return name
 
 
@@ -99,12 +141,12 @@ def build(sub: Submission, bench: Benchmark, ds: PreparedDataset, name: str | No
           submitted: _dt.date | None = None) -> dict:
     config = sub.config
     eid, sha, model, seed = identity(sub)
-    runs: dict[str, dict] = {}
+    blobs: dict[str, dict] = {}
     for (task, lang), top in sub.rows.items():
-        runs.setdefault(task, {})[lang] = codec.encode_rows(top, len(sub.references[(task, lang)].pool))
+        blobs.setdefault(task, {})[lang] = codec.encode_rows(top, len(sub.references[(task, lang)].pool))
     options, run = _summary(config)
     name = check_name(name) or model["name"]
-    return {
+    entry = {
         "schema": SCHEMA,
         "id": eid,
         "name": name,
@@ -121,43 +163,150 @@ def build(sub: Submission, bench: Benchmark, ds: PreparedDataset, name: str | No
         "primary_metric": bench.primary_metric,
         "submitted": (submitted or _dt.datetime.now(_dt.timezone.utc).date()).isoformat(),
         "scores": score(sub.rows, sub.references, thesaurus(ds)),
-        "rankings": {"format": codec.FORMAT, "k": codec.TOP, "sha256": sha, "runs": runs},
+        "rankings": {"format": codec.FORMAT, "k": codec.TOP, "sha256": sha, "runs": blobs},
     }
+    check_shape(entry, f"{sub.run_dir}/config.json")  # what verify refuses, submit never writes
+    return entry
+
+
+def _shown(value) -> str:
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _need(ok: bool, where: str, field: str, what: str, value) -> None:
+    if not ok:
+        raise DataError(f"{where}: {field} must be {what}, got {_shown(value)}")
+
+
+def _object(value, where: str, field: str, required=(), known=None, nonempty: bool = False) -> dict:
+    """``value`` is an object holding every ``required`` key and, when ``known`` is given, no other."""
+    _need(isinstance(value, dict) and (value or not nonempty), where, field,
+          "a non-empty object" if nonempty else "an object", value)
+    missing = [k for k in required if k not in value]
+    if missing:
+        raise DataError(f"{where} lacks {', '.join(f'{field}.{k}' for k in missing)}")
+    extra = sorted(set(value) - set(known)) if known is not None else []
+    if extra:
+        raise DataError(f"{where}: {field}.{extra[0]} is not a field of an entry's {field} "
+                        f"(known: {', '.join(known)})")
+    return value
+
+
+def _typed(values, types: dict, where: str, field: str, required=()) -> None:
+    """``values`` is an object of the keys of ``types`` (``required`` among them), each of its type."""
+    _object(values, where, field, required=required, known=types)
+    for key, value in values.items():
+        ok, what = types[key]
+        _need(ok(value), where, f"{field}.{key}", what, value)
+
+
+_HEX16, _HEX64, _DAY = re.compile(r"[0-9a-f]{16}"), re.compile(r"[0-9a-f]{64}"), re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _check_day(value, where: str) -> None:
+    _need(isinstance(value, str) and _DAY.fullmatch(value) is not None, where, "submitted", "a date YYYY-MM-DD",
+          value)
+    try:
+        day = _dt.date.fromisoformat(value)
+    except ValueError:
+        raise DataError(f"{where}: submitted {value!r} is not a date") from None
+    today = _dt.datetime.now(_dt.timezone.utc).date()
+    if day > today:
+        raise DataError(f"{where}: submitted {value} is after today ({today.isoformat()})")
+
+
+def _check_scores(scores, where: str) -> None:
+    _object(scores, where, "scores", nonempty=True)
+    for task, rows in scores.items():
+        _object(rows, where, f"scores.{task}", nonempty=True)
+        for row, metrics in rows.items():
+            _object(metrics, where, f"scores.{task}.{row}", nonempty=True)
+            for metric, value in metrics.items():
+                _need(value is None or _number(value), where, f"scores.{task}.{row}.{metric}",
+                      "a finite number or null", value)
+
+
+def _check_rankings(rankings, where: str) -> None:
+    _object(rankings, where, "rankings", required=("format", "k", "sha256", "runs"),
+            known=("format", "k", "sha256", "runs"))
+    if rankings["format"] != codec.FORMAT:
+        raise DataError(f"{where}: unknown rankings format {rankings['format']!r}")
+    _need(rankings["k"] == codec.TOP and _integer(rankings["k"]), where, "rankings.k", str(codec.TOP),
+          rankings["k"])
+    _need(isinstance(rankings["sha256"], str) and _HEX64.fullmatch(rankings["sha256"]) is not None, where,
+          "rankings.sha256", "64 hex digits", rankings["sha256"])
+    _object(rankings["runs"], where, "rankings.runs", nonempty=True)
+    for task, per_lang in rankings["runs"].items():
+        _object(per_lang, where, f"rankings.runs.{task}", nonempty=True)
+        for lang, blob in per_lang.items():
+            field = f"rankings.runs.{task}.{lang}"
+            _typed(blob, BLOB_TYPES, where, field, required=tuple(BLOB_TYPES))
 
 
 def check_shape(entry, where: str) -> None:
+    """Every field of an entry is there, of its type, and nothing else is; the checks of the fields nothing
+    re-computes (see the module docstring). The first problem raises a one-line DataError naming ``where`` and
+    the field."""
     if not isinstance(entry, dict):
         raise DataError(f"{where} is not a JSON object")
-    missing = [k for k in REQUIRED if k not in entry]
+    missing = [k for k in FIELDS if k not in entry]
+    if "schema" in entry and entry["schema"] != SCHEMA:
+        raise DataError(f"{where} has schema {entry['schema']!r}; this elsst-bench reads schema {SCHEMA}")
     if missing:
         raise DataError(f"{where} lacks {', '.join(missing)}")
-    if entry["schema"] != SCHEMA:
-        raise DataError(f"{where} has schema {entry['schema']!r}; this elsst-bench reads schema {SCHEMA}")
-    if entry["rankings"].get("format") != codec.FORMAT:
-        raise DataError(f"{where}: unknown rankings format {entry['rankings'].get('format')!r}")
+    extra = sorted(set(entry) - set(FIELDS))
+    if extra:
+        raise DataError(f"{where}: {extra[0]} is not a field of an entry (schema {SCHEMA})")
+    _need(isinstance(entry["id"], str) and _HEX16.fullmatch(entry["id"]) is not None, where, "id",
+          "16 hex digits", entry["id"])
+    _need(is_display_name(entry["name"]), where, "name", f"one line of 1 to {NAME_MAX} characters", entry["name"])
+    model = _object(entry["model"], where, "model", required=("name", "sha256"), known=("name", "sha256"))
+    _need(_text(model["name"]), where, "model.name", "a non-empty string", model["name"])
+    _need(model["sha256"] is None or isinstance(model["sha256"], str), where, "model.sha256", "a string or null",
+          model["sha256"])
+    _need(_text(entry["adapter"]), where, "adapter", "a non-empty string", entry["adapter"])
+    params = entry["trainable_params"]
+    _need(_integer(params) and params >= 0, where, "trainable_params", "a non-negative integer", params)
+    if runs.trains(entry["adapter"]) != (params > 0):
+        raise DataError(f"{where}: trainable_params is {params}, but adapter {entry['adapter']} trains "
+                        + ("parameters" if params == 0 else "none (zero-shot)"))
+    _need(entry["seed"] is None or _integer(entry["seed"]), where, "seed", "an integer or null", entry["seed"])
+    _typed(entry["options"], OPTION_TYPES, where, "options")
+    _typed(entry["run"], RUN_TYPES, where, "run")
+    for package, version in _object(entry["versions"], where, "versions").items():
+        _need(version is None or isinstance(version, str), where, f"versions.{package}", "a string or null",
+              version)
+    for key in ("dataset_id", "dataset_fingerprint", "split", "primary_metric"):
+        _need(_text(entry[key]), where, key, "a non-empty string", entry[key])
+    _check_day(entry["submitted"], where)
+    _check_scores(entry["scores"], where)
+    _check_rankings(entry["rankings"], where)
 
 
 def decode(entry: dict, bench: Benchmark, ds: PreparedDataset, where: str):
-    """The stored rankings against the benchmark: ``(rows, references, content sha256)``."""
+    """The stored rankings against the benchmark: ``(rows, references, content sha256)``. Like a submitted run
+    file, each task and language must rank every query of the split, and each query's top 10 must pass the
+    per-query checks of ``submit`` (:func:`.validate.check_ranked`: concepts of the pool, none twice, not the
+    query's own)."""
     rows, refs = {}, {}
     for task, per_lang in sorted(entry["rankings"]["runs"].items()):
         for lang, blob in sorted(per_lang.items()):
             if task not in ds.tasks() or lang not in ds.languages(task):
                 raise DataError(f"{where}: {task}/{lang} is not a task and language of the benchmark")
             ref = reference(ds, task, lang, bench.split)
-            top = codec.decode_rows(blob, len(ref.pool), f"{where} {task}/{lang}")
+            here = f"{where} {task}/{lang}"
+            top = codec.decode_rows(blob, here)
             if len(top) != len(ref.qids):
                 raise DataError(f"{where}: {task}/{lang} stores {len(top)} queries, the benchmark has "
                                 f"{len(ref.qids)}")
+            for qid, ranked in zip(ref.qids, top.tolist()):
+                check_ranked(here, qid, ranked, ref)
             rows[(task, lang)], refs[(task, lang)] = top, ref
     sha = codec.content_sha256({tl: (refs[tl].qids, refs[tl].pool, rows[tl]) for tl in rows})
     return rows, refs, sha
-
-
-def rescore(entry: dict, bench: Benchmark, ds: PreparedDataset, where: str) -> dict:
-    """Score the stored rankings again (the numbers ``--verify`` compares with the entry's)."""
-    rows, refs, _ = decode(entry, bench, ds, where)
-    return score(rows, refs, thesaurus(ds))
 
 
 def first_difference(stored, fresh, path: str = "scores") -> str | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import html
 import math
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -89,8 +90,16 @@ def as_json(tables: list[Table]) -> list[dict]:
 
 
 # ----- Markdown ---------------------------------------------------------------------------------------------
+#: What GitHub's Markdown would read as markup inside a table cell: a backslash, code spans, emphasis, links and
+#: images, strikethrough, math, the cell separator, and ``_`` where it can open or close emphasis (not inside a
+#: word, as in ``k_gs=0``). ``&``, ``<`` and ``>`` become entities (no HTML, no autolinks).
+_MD_MARKUP = re.compile(r"[\\`*\[\]~$|]|(?<![^\W_])_|_(?![^\W_])")
+
+
 def _md(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """``text`` as literal text in one Markdown table cell: one line, HTML and Markdown markup escaped."""
+    one_line = str(text).replace("\r", " ").replace("\n", " ")
+    return _MD_MARKUP.sub(lambda m: "\\" + m.group(0), html.escape(one_line, quote=False))
 
 
 def markdown(bench: Benchmark, tables: list[Table], n_entries: int) -> str:
@@ -116,8 +125,8 @@ def markdown(bench: Benchmark, tables: list[Table], n_entries: int) -> str:
     for table in tables:
         if table.task != task:
             task = table.task
-            lines += [f"## {task}", ""]
-        lines += [f"### {', '.join(table.languages)}", ""]
+            lines += [f"## {_md(task)}", ""]
+        lines += [f"### {_md(', '.join(table.languages))}", ""]
         head = headers(table)
         numeric = {"#", "trainable params", "seeds", *[LABELS[m] for m in SHOWN if m != PRIMARY_METRIC], PRIMARY_HEADER}
         lines.append("| " + " | ".join(head) + " |")

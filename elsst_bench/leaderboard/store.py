@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -28,11 +27,8 @@ LOCK_TIMEOUT = 600.0
 
 
 def _write(path: Path, content: bytes) -> None:
-    """Atomic write, then the usual permissions of a repository file (``mkstemp`` creates 0600)."""
+    """Atomic write, with the usual permissions of a repository file (:func:`elsst_bench.atomic.write_bytes`)."""
     atomic.write_bytes(path, content)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def write_benchmark(leaderboard: Path, bench: Benchmark) -> Path:

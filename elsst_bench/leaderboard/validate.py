@@ -15,6 +15,9 @@ the file and the query, when
 - a query's ranks are not 1, 2, …, n; it ranks fewer than 10 concepts or more than 100; it ranks an unknown
   concept id, the same concept twice, or its own concept in a task that never retrieves it (``broader``);
   or its scores increase with rank.
+
+The per-query concept rules (in the pool, none twice, not the query's own) live in :func:`check_ranked`, which
+``leaderboard --verify`` applies to the top 10 stored in every entry as well.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -134,6 +138,35 @@ def _parse(path: Path) -> dict[str, list[tuple[int, str, float]]]:
     return ranked
 
 
+def check_ranked(where: str, qid: str, ranked: Sequence[str | int], ref: Reference) -> list[int]:
+    """One query's ranking, best first: concept ids (a run file) or pool rows (a stored entry). Each must be a
+    concept of the task's pool, none may come twice, and none may be the query's own concept in a task that never
+    retrieves it (``broader``). Returns the pool rows; a one-line DataError names ``where``, the query and the
+    concept. The one home of these rules: ``submit`` applies them to run files, ``--verify`` to stored entries."""
+    own = ref.own.get(qid) if ref.own is not None else None
+    seen: set[int] = set()
+    rows = []
+    for rank, item in enumerate(ranked, start=1):
+        if isinstance(item, str):
+            row = ref.row.get(item)
+            if row is None:
+                raise DataError(f"{where}: query {qid} ranks unknown concept id {item} (rank {rank})")
+        else:
+            row = int(item)
+            if not 0 <= row < len(ref.pool):
+                raise DataError(f"{where}: query {qid} ranks pool row {row} (rank {rank}), outside the "
+                                f"{len(ref.pool)} concepts of the {ref.task}/{ref.lang} pool")
+        doc = ref.pool[row]
+        if row in seen:
+            raise DataError(f"{where}: query {qid} ranks concept {doc} twice")
+        if doc == own:
+            raise DataError(f"{where}: query {qid} ranks its own concept {doc}, which the {ref.task} task never "
+                            "retrieves")
+        seen.add(row)
+        rows.append(row)
+    return rows
+
+
 def _check_query(path: Path, qid: str, candidates: list[tuple[int, str, float]], ref: Reference) -> list[int]:
     """The query's concepts as pool rows in rank order, or a one-line DataError."""
     candidates.sort(key=lambda c: c[0])
@@ -146,23 +179,12 @@ def _check_query(path: Path, qid: str, candidates: list[tuple[int, str, float]],
         raise DataError(f"{path}: query {qid} ranks {n} concepts (at least {MIN_RANKED} required)")
     if n > MAX_RANKED:
         raise DataError(f"{path}: query {qid} ranks {n} concepts (at most {MAX_RANKED} allowed)")
-    own = ref.own.get(qid) if ref.own is not None else None
-    seen: set[str] = set()
-    rows, previous = [], math.inf
-    for rank, doc, score in candidates:
-        row = ref.row.get(doc)
-        if row is None:
-            raise DataError(f"{path}: query {qid} ranks unknown concept id {doc} (rank {rank})")
-        if doc in seen:
-            raise DataError(f"{path}: query {qid} ranks concept {doc} twice")
-        if doc == own:
-            raise DataError(f"{path}: query {qid} ranks its own concept {doc}, which the {ref.task} task never "
-                            "retrieves")
+    rows = check_ranked(str(path), qid, [doc for _, doc, _ in candidates], ref)
+    previous = math.inf
+    for rank, _, score in candidates:
         if score > previous:
             raise DataError(f"{path}: query {qid} scores rank {rank} higher than rank {rank - 1} "
                             "(scores must not increase with rank)")
-        seen.add(doc)
-        rows.append(row)
         previous = score
     return rows[:TOP]
 

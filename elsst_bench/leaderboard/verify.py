@@ -1,10 +1,16 @@
 """``elsst-bench leaderboard --verify``: every committed number must re-score from its stored rankings.
 
-For each entry, in file order: the shape and schema, the benchmark's dataset fingerprint, the file name, the
-rankings' content hash and the entry id; then, for each entry, every metric of every task and language re-computed with
-``score_rankings`` against the benchmark's qrels (to 1e-9). Then the rendered ``README.md`` and
-``index.html`` must be byte-identical to a fresh rendering. The first failure raises a one-line
-:class:`~elsst_bench.errors.DataError` naming the entry. An empty board passes without loading any dataset.
+For each entry, in file order: every field's presence, type and consistency (:func:`.entry.check_shape`, the
+same check ``submit`` makes of what it writes), the benchmark's dataset, split and primary metric, the file name,
+the stored rankings (every split query, and each query's top 10 through the per-query checks of ``submit``,
+:func:`.validate.check_ranked`), their content hash and the entry id; then, for each entry, every metric of
+every task and language re-computed with ``score_rankings`` against the benchmark's qrels (to 1e-9). Then the
+rendered ``README.md`` and ``index.html`` must be byte-identical to a fresh rendering. The first failure raises
+a one-line :class:`~elsst_bench.errors.DataError` naming the entry. An empty board passes without loading any
+dataset.
+
+Name, ``trainable_params``, options and date are covered by neither the entry id nor the rankings: they are
+checked for type and consistency (see :mod:`.entry`), and the pages must show exactly what the entries hold.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import store
-from .benchmark import DEFAULT_LEADERBOARD, benchmark_dataset, read_benchmark
-from .entry import decode, entry_id, filename, first_difference, rescore
+from .benchmark import DEFAULT_LEADERBOARD, benchmark_dataset, read_benchmark, thesaurus
+from .entry import decode, entry_id, filename, first_difference, score
 
 
 def verify(leaderboard=DEFAULT_LEADERBOARD, dataset=None) -> str:
@@ -24,25 +30,31 @@ def verify(leaderboard=DEFAULT_LEADERBOARD, dataset=None) -> str:
     entries = store.load_entries(leaderboard)
     ds = benchmark_dataset(bench, dataset) if entries else None
     seen: dict[str, Path] = {}
+    decoded = []
     for path, entry in entries:
         where = str(path)
         if entry["dataset_fingerprint"] != bench.fingerprint or entry["split"] != bench.split:
             raise DataError(f"{where} was scored on {str(entry['dataset_fingerprint'])[:12]}…/{entry['split']}, "
                             f"not the benchmark's {bench.fingerprint[:12]}…/{bench.split}")
+        if (entry["dataset_id"], entry["primary_metric"]) != (bench.dataset_id, bench.primary_metric):
+            raise DataError(f"{where} names dataset {entry['dataset_id']!r} and primary metric "
+                            f"{entry['primary_metric']!r}, not the benchmark's {bench.dataset_id!r} and "
+                            f"{bench.primary_metric!r}")
         if path.name != filename(entry):
             raise DataError(f"{where} should be named {filename(entry)}")
         if entry["id"] in seen:
             raise DataError(f"{where} duplicates {seen[entry['id']]} (same id {entry['id']})")
         seen[entry["id"]] = path
-        _, _, sha = decode(entry, bench, ds, where)
+        rows, refs, sha = decode(entry, bench, ds, where)
         if sha != entry["rankings"].get("sha256"):
             raise DataError(f"{where}: the stored rankings hash to {sha[:12]}…, not the recorded "
                             f"{str(entry['rankings'].get('sha256'))[:12]}…")
         expected_id = entry_id(entry["model"], entry["adapter"], entry["seed"], sha)
         if entry["id"] != expected_id:
             raise DataError(f"{where}: id {entry['id']} does not match its content ({expected_id})")
-    for path, entry in entries:  # the cheap checks of every entry first, then the scoring
-        difference = first_difference(entry["scores"], rescore(entry, bench, ds, str(path)))
+        decoded.append((path, entry, rows, refs))
+    for path, entry, rows, refs in decoded:  # the cheap checks of every entry first, then the scoring
+        difference = first_difference(entry["scores"], score(rows, refs, thesaurus(ds)))
         if difference:
             raise DataError(f"{path}: {difference}")
     for name, content in store.rendered(bench, [e for _, e in entries]).items():

@@ -19,10 +19,11 @@ import resource
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import atomic, runs
+from .. import atomic, outputs, runs
 from ..adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from ..errors import BenchError, NonFiniteLoss
 from .config import TrainConfig, default_run_id, dev_languages, method_entry, resolved_options, scores_test
@@ -45,44 +46,81 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.rsplit("-", 1)[-1]), default=None)
 
 
-def _check_run_dir(config: TrainConfig, run_dir: Path, options: dict) -> None:
-    """Refuse what would overwrite or mix runs; ``--overwrite`` replaces, ``--resume`` continues."""
+def _check_run_dir(config: TrainConfig, run_dir: Path, options: dict) -> bool:
+    """Refuse what would overwrite or mix runs, touching nothing; returns whether an existing run is to be
+    replaced (``--overwrite``). ``--resume`` continues a run started with the same options. Only a directory
+    that holds a run's ``config.json`` is ever replaced (:func:`elsst_bench.outputs.check_target`)."""
     if config.overwrite and config.resume:
         raise BenchError("--overwrite and --resume contradict each other; pick one")
-    if config.overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if (run_dir / runs.CONFIG).exists():
-        previous = runs.read_config(run_dir)
-        if previous.get("status") == "complete":
-            raise BenchError(f"run {run_dir} is already complete; choose another --run-id or pass --overwrite")
-        if not config.resume:
-            raise BenchError(f"run {run_dir} exists but is incomplete; pass --resume to continue it")
-        if previous.get("options") != options:
-            changed = sorted(k for k in options if previous.get("options", {}).get(k) != options[k])
-            raise BenchError(f"--resume with different options than {run_dir} was started with: {', '.join(changed)}")
-    elif config.resume:
-        raise BenchError(f"nothing to resume: {run_dir} does not exist")
+    if not outputs.check_target(run_dir, outputs.RUN, replace=True):
+        if config.resume:
+            raise BenchError(f"nothing to resume: {run_dir} does not exist")
+        return False
+    if config.overwrite:
+        return True
+    previous = runs.read_config(run_dir)
+    if previous.get("status") == "complete":
+        raise BenchError(f"run {run_dir} is already complete; choose another --run-id or pass --overwrite")
+    if not config.resume:
+        raise BenchError(f"run {run_dir} exists but is incomplete; pass --resume to continue it")
+    recorded = _portable_options(previous.get("options") or {})
+    if recorded != options:
+        changed = sorted(k for k in options if recorded.get(k) != options[k])
+        raise BenchError(f"--resume with different options than {run_dir} was started with: {', '.join(changed)}")
+    return False
+
+
+def _portable_options(options: dict) -> dict:
+    """Recorded options as this version records them: a run started before offline bases were recorded without
+    their location (:func:`elsst_bench.models.portable_identity`) still resumes."""
+    from ..models import portable_identity
+
+    model = options.get("model")
+    return {**options, "model": portable_identity(model)} if isinstance(model, dict) else options
+
+
+def _check_dev_queries(dataset, options: dict) -> None:
+    """Epoch selection needs dev queries: refuse a dev selection without any before the run starts."""
+    languages = dev_languages(options)
+    counts = dataset.manifest["queries"]
+    n = sum(counts.get(task, {}).get(lang, {}).get("dev", 0) for task in options["eval_tasks"] for lang in languages)
+    if n == 0:
+        raise BenchError(f"no dev queries in tasks {', '.join(options['eval_tasks'])} and languages "
+                         f"{', '.join(languages)}: the best epoch cannot be chosen; pick other --dev-languages")
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
-    """Train (or, for ``none``, just evaluate) and return the completed run directory."""
+    """Train (or, for ``none``, just evaluate) and return the completed run directory.
+
+    Everything that can be refused is checked before the run directory is touched: the options, the run id
+    and directory, the dev selection, and the method on the loaded model (rank, adapter options, budget,
+    EigenLoRAx sources). Only then is an ``--overwrite``-n run replaced and the new one started.
+    """
     from ..devices import resolve_device
-    from ..models import model_identity
+    from ..models import model_identity, portable_identity
     from ..paths import default_dataset_dir
     from ..tasks import open_prepared
 
     device = resolve_device(config.device)
     dataset = open_prepared(config.dataset or default_dataset_dir())
     identity = model_identity(config.model)
-    options = resolved_options(config, dataset, identity)
+    options = resolved_options(config, dataset, portable_identity(identity))
     method = method_entry(config.adapter)
-    run_id = config.run_id or default_run_id(options)
+    run_id = outputs.check_run_id(config.run_id) if config.run_id is not None else default_run_id(options)
     run_dir = Path(config.out) / run_id
 
     if config.spectra_every is not None and (not method.is_adapter or config.spectra_every < 1):
         raise BenchError("--spectra-every needs an adapter (not none/full) and a number of steps >= 1")
-    _check_run_dir(config, run_dir, options)
+    replace = _check_run_dir(config, run_dir, options)
+    if method.trains:
+        _check_dev_queries(dataset, options)
+        setup = _setup(config, options, dataset, device)
+        model = setup.model
+    else:
+        model = _load_base(config, device)
 
+    if replace:  # a run directory (check_target saw its config.json): ours to replace
+        shutil.rmtree(run_dir)
     record = {
         "run_id": run_id,
         "status": "running",
@@ -97,14 +135,14 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     atomic.write_json(run_dir / runs.CONFIG, record)
     started = time.perf_counter()
     if method.trains:
-        model, trainable, train_info = _fit(config, options, dataset, run_dir, device, progress)
+        model, train_info = _fit(config, options, setup, run_dir, progress)
+        trainable = setup.trainable
     else:
-        model, trainable = _load_base(config, device), 0
-        train_info: dict[str, Any] = {"train_seconds": 0.0, "steps": 0}
+        trainable, train_info = 0, {"train_seconds": 0.0, "steps": 0}
     record.update(train_info)
     record["trainable_params"] = trainable
     record["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
-    _save_model(model, method, run_dir, identity)
+    _save_model(model, method, run_dir, options["model"])
     weights = run_dir / runs.ADAPTER_DIR / ADAPTER_WEIGHTS
     if weights.exists():
         record["adapter_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -184,25 +222,46 @@ def _column_prompts(model) -> dict[str, str] | None:
     return {"anchor": query, "positive": document} if query or document else None
 
 
-def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str, progress: bool):
-    """Apply the method and train with the Trainer; returns (model with best weights, trainable, info)."""
-    import transformers
-    from sentence_transformers import SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+@dataclass
+class _Setup:
+    """What training needs, built (and so validated) before the run directory is touched."""
 
-    from ..metric_names import dev_key
+    model: Any
+    trainable: int
+    pairs: Any
+    method: Any
+    dataset: Any
+    device: str
+
+
+def _setup(config: TrainConfig, options: dict, dataset, device: str) -> _Setup:
+    """Sample the pairs, load the base and apply the method: a bad rank, adapter option, budget or source
+    is refused here, before anything is written."""
+    import transformers
+
     from ..pairs import training_pairs
-    from .callbacks import RunLog, SpectraLog
-    from .evaluator import DevEvaluator
-    from .trainer import AdapterTrainer
 
     method = method_entry(config.adapter)
     transformers.set_seed(config.seed)
     pairs = training_pairs(dataset, options["tasks"], options["languages"], limit=config.max_pairs)
     model = _load_base(config, device)
     trainable = _make_trainable(model, method, options, pairs, config.sources)
+    return _Setup(model=model, trainable=trainable, pairs=pairs, method=method, dataset=dataset, device=device)
 
+
+def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progress: bool):
+    """Train with the Trainer; returns (model with the best dev epoch's weights, info)."""
+    import transformers
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    from ..metric_names import dev_key
+    from .callbacks import RunLog, SpectraLog
+    from .evaluator import DevEvaluator
+    from .trainer import AdapterTrainer
+
+    model, pairs, method, device = setup.model, setup.pairs, setup.method, setup.device
     transformers.set_seed(config.seed)  # same initial state for the data order whatever apply_adapter drew
     train_dataset = pairs.to_dataset()
     prompts = _column_prompts(model)
@@ -232,7 +291,7 @@ def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str
         save_only_model=False,
         prompts=prompts,
     )
-    evaluator = DevEvaluator(dataset, options["eval_tasks"], dev_languages(options))
+    evaluator = DevEvaluator(setup.dataset, options["eval_tasks"], dev_languages(options))
     log = RunLog(run_dir / runs.TRAIN_LOG, resume=config.resume)
     loss = MultipleNegativesRankingLoss(model)
     trainer = AdapterTrainer(
@@ -262,4 +321,4 @@ def _fit(config: TrainConfig, options: dict, dataset, run_dir: Path, device: str
         "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint else None,
         "resumed_from": checkpoint.name if checkpoint else None,
     }
-    return model, trainable, info
+    return model, info

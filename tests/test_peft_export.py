@@ -1,0 +1,104 @@
+"""`elsst-bench export RUN --peft OUT`: a native adapter as a standard PEFT LoRA adapter with the run's exact ΔW,
+loadable by PEFT and by sentence-transformers' own adapter loading."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_line_error
+
+from elsst_bench import runs
+from elsst_bench.adapters.peft_export import lora_factors
+from elsst_bench.training import TrainConfig, train
+
+TINY = dict(languages=["en"], epochs=1, batch_size=8, max_pairs=24, eval_tasks=["broader"])
+TEXTS = ["labour market", "households", "voting behaviour", "Arbeitslosigkeit"]
+
+
+@pytest.fixture(scope="module")
+def sources(small_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("src")
+    return [str(train(TrainConfig(adapter="lora", dataset=str(small_dataset.path), out=str(out), tasks=[t],
+                                  **{**TINY, "languages": ["en", "de"]}), progress=False))
+            for t in ("synonym", "crosslingual")]
+
+
+def _train(small_dataset, tmp_path, adapter, sources):
+    extra = {"sources": sources} if adapter == "eigenlorax" else {}
+    return train(TrainConfig(adapter=adapter, dataset=str(small_dataset.path), out=str(tmp_path), run_id=adapter,
+                             budget=None if adapter == "full" else "lora-r8", **TINY, **extra), progress=False)
+
+
+@pytest.mark.parametrize("adapter", ["lora", "orthogeolora", "gelora", "eigenlorax", "pica"])
+def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sources, adapter):
+    from peft import PeftModel
+    from sentence_transformers import SentenceTransformer
+
+    run = _train(small_dataset, tmp_path, adapter, sources)
+    out = tmp_path / "peft"
+    result = cli("export", run, "--peft", out)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and (out / "adapter_model.safetensors").is_file()
+    assert all(config["alpha_pattern"].get(n, config["lora_alpha"]) == config["rank_pattern"].get(n, config["r"])
+               for n in config["target_modules"])  # scale α/r = 1 in every layer
+
+    adapted, _ = runs.load_run(run)
+    want = adapted.encode(TEXTS, convert_to_numpy=True)
+    base = os.environ["ELSST_BENCH_MODEL"]
+    with_peft = SentenceTransformer(base, device="cpu")
+    with_peft[0].auto_model = PeftModel.from_pretrained(with_peft[0].auto_model, str(out))
+    assert np.abs(with_peft.encode(TEXTS, convert_to_numpy=True) - want).max() <= 1e-5
+    loaded = SentenceTransformer(base, device="cpu")
+    loaded.load_adapter(str(out))  # sentence-transformers' (transformers') own PEFT loading
+    assert np.abs(loaded.encode(TEXTS, convert_to_numpy=True) - want).max() <= 1e-5
+    plain = SentenceTransformer(base, device="cpu").encode(TEXTS, convert_to_numpy=True)
+    assert np.abs(plain - want).max() > 1e-4  # the adapter changed something, so the check above can fail
+
+
+@pytest.mark.parametrize("adapter, needle", [("smoa", "without an exact LoRA form"), ("dora", "a PEFT method"),
+                                            ("full", "not an adapter")])
+def test_methods_without_an_exact_lora_form_are_refused(small_dataset, tmp_path, cli, adapter, needle):
+    """Refused from the registry's word before any model is loaded (one line, nothing written)."""
+    run = _train(small_dataset, tmp_path, adapter, [])
+    line = assert_one_line_error(cli("export", run, "--peft", tmp_path / "peft"), needle)
+    assert "--merged" in line and not (tmp_path / "peft").exists()
+
+
+def test_export_needs_exactly_one_target(tmp_path, cli, sources):
+    assert_one_line_error(cli("export", sources[0]), "exactly one of --merged")
+    assert_one_line_error(cli("export", sources[0], "--merged", tmp_path / "m", "--peft", tmp_path / "p"),
+                          "exactly one of --merged")
+
+
+def test_lora_factors_reproduce_a_low_rank_update_and_refuse_a_full_rank_one():
+    g = torch.Generator().manual_seed(0)
+    delta = torch.randn(12, 3, generator=g) @ torch.randn(3, 10, generator=g)
+    b, a = lora_factors(delta, 4, "layer")
+    assert b.shape == (12, 3) and a.shape == (3, 10)
+    assert torch.allclose(b @ a, delta, atol=1e-5)
+    with pytest.raises(Exception, match="rank 10 > 4"):
+        lora_factors(torch.randn(12, 10, generator=g), 4, "layer")
+
+
+@pytest.mark.parametrize("kind", ["merged", "peft"])
+def test_every_export_carries_a_model_card_with_the_runs_facts(small_dataset, tmp_path, cli, sources, kind):
+    import yaml
+
+    run = _train(small_dataset, tmp_path, "lora", sources)
+    out = tmp_path / kind
+    assert cli("export", run, f"--{kind}", out).returncode == 0
+    card = (out / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    config, metrics = runs.read_config(run), json.loads((run / runs.METRICS).read_text())
+    assert front["library_name"] == ("sentence-transformers" if kind == "merged" else "peft")
+    assert front["base_model"] == config["model"]["name"] and front["language"] == ["en"]
+    assert "lora" in front["tags"] and "elsst-bench" in front["tags"]
+    for fact in (config["model"]["sha256"], f"{config['trainable_params']:,}", config["dataset_fingerprint"],
+                 config["dataset_id"], "CC BY-SA 4.0", "CESSDA ERIC", "@software{elsst_bench",
+                 f"{metrics['main_score']:.4f}", f"{metrics['scores']['broader']['en']['ndcg@10_graded']:.4f}"):
+        assert fact in card, fact
