@@ -159,6 +159,18 @@ class Thesaurus:
         self._ancestor_cache[cid] = dist
         return dist
 
+    def descendants(self, cid: str) -> set[str]:
+        """All live descendants of ``cid`` (itself excluded): every concept below it along narrower links."""
+        seen: set[str] = set()
+        stack = list(self.children(cid))
+        while stack:
+            node = stack.pop()
+            if node in seen or node == cid:
+                continue
+            seen.add(node)
+            stack.extend(self.children(node))
+        return seen
+
     @cached_property
     def _depths(self) -> dict[str, int]:
         depth: dict[str, int] = {}

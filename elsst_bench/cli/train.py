@@ -11,6 +11,7 @@ import typer
 from ..errors import BenchError
 from . import app
 from ..progress import quiet_libraries
+from ..training.recipes import DEFAULT_HARD_NEGATIVES, DEFAULT_MIN_GRADE, PLAIN
 from .common import print_json, print_table, split_list
 
 
@@ -54,6 +55,10 @@ def train(
                                                       "languages (default: the evaluation ones)."),
     test: bool = typer.Option(True, "--test/--no-test", help="Score on test at the end; --no-test: a dev-only "
                               "run (learning-rate tuning)."),
+    recipe: str = typer.Option(PLAIN, "--recipe", help="Training recipe: plain, or hard-negatives, graded, "
+                               "guided joined by '+' (docs/recipes.md)."),
+    hard_negatives: int = typer.Option(DEFAULT_HARD_NEGATIVES, "--hard-negatives", help="Recipe hard-negatives: negatives mined per pair."),
+    min_grade: int = typer.Option(DEFAULT_MIN_GRADE, "--min-grade", help="Recipe graded: the lowest grade (1 or 2) that makes a row."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep Trainer checkpoints after completion."),
     spectra_every: Optional[int] = typer.Option(None, "--spectra-every", help="Log ΔW's singular values and "
                                                 "effective rank every N steps to spectra.jsonl."),
@@ -75,6 +80,7 @@ def train(
         options=_parse_options(option), sources=source_dirs, max_pairs=max_pairs,
         eval_languages=split_list(eval_languages), eval_tasks=split_list(eval_tasks),
         dev_languages=split_list(dev_languages), test=test, keep_checkpoints=keep_checkpoints, spectra_every=spectra_every, overwrite=overwrite,
+        recipe=recipe, hard_negatives=hard_negatives, min_grade=min_grade,
     )
     run_dir = run_training(config, progress=not quiet)
     record = runs.read_config(run_dir)

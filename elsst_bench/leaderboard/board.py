@@ -160,6 +160,9 @@ def setup_text(adapter: str, options: dict) -> str:
         parts.append(f"{key}={value}")
     if options.get("max_pairs") and trained:
         parts.append(f"max {options['max_pairs']} pairs")
+    if options.get("recipe"):
+        extra = ", ".join(f"{k}={v}" for k, v in sorted((options.get("recipe_options") or {}).items()))
+        parts.append(f"recipe {options['recipe']}" + (f" ({extra})" if extra else ""))
     return " · ".join(parts)
 
 

@@ -70,7 +70,7 @@ INTEGER, NUMBER, TEXT, TEXTS, OBJECT = ((_integer, "an integer"), (_number, "a f
 #: what each must be.
 OPTION_TYPES = {"rank": INTEGER, "budget": TEXT, "lr": NUMBER, "epochs": INTEGER, "batch_size": INTEGER,
                 "tasks": TEXTS, "languages": TEXTS, "options": OBJECT, "max_pairs": INTEGER, "warmup_ratio": NUMBER,
-                "weight_decay": NUMBER, "loss": TEXT}
+                "weight_decay": NUMBER, "loss": TEXT, "recipe": TEXT, "recipe_options": OBJECT}
 OPTION_KEYS = tuple(OPTION_TYPES)
 #: What the run says about itself (shown, never used to group or rank), and what each must be.
 RUN_TYPES = {"run_id": TEXT, "kind": TEXT, "device": TEXT, "train_seconds": NUMBER, "peak_memory_mb": NUMBER,

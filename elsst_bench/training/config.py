@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BenchError
+from .recipes import DEFAULT_HARD_NEGATIVES, DEFAULT_MIN_GRADE, PLAIN, Recipe
 
-#: The training objective, recorded in every run's options (one home: the Trainer builds exactly this loss).
-LOSS = "MultipleNegativesRankingLoss(scale=20, cos_sim)"
 BATCH_SAMPLER = "no_duplicates"
 
 
@@ -50,6 +49,9 @@ class TrainConfig:
     spectra_every: int | None = None  # log ΔW's singular values every N steps to spectra.jsonl (analysis aid)
     overwrite: bool = False  # replace an existing run directory of the same id
     fail_at_step: int | None = None  # testing aid: poison the loss with NaN at this step
+    recipe: str = PLAIN  # what the run trains on and with which loss (training.recipes)
+    hard_negatives: int = DEFAULT_HARD_NEGATIVES  # negatives mined per pair (recipe component hard-negatives)
+    min_grade: int = DEFAULT_MIN_GRADE  # lowest grade that makes a row (recipe component graded)
 
 
 def method_entry(name: str):
@@ -80,6 +82,9 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
         raise BenchError(f"--max-pairs must be >= 1 (pairs per task and language), got {config.max_pairs}")
     if config.epochs < 1 or config.batch_size < 2:
         raise BenchError("--epochs must be >= 1 and --batch-size >= 2 (in-batch negatives need two pairs)")
+    recipe = Recipe.resolve(config.recipe, config.hard_negatives, config.min_grade)
+    if recipe.components and not method.trains:
+        raise BenchError(f"--recipe {recipe.name} trains, and {config.adapter} trains nothing; leave --recipe plain")
     lr = config.lr if config.lr is not None else method.default_lr
     if method.trains and (lr is None or not lr > 0):
         raise BenchError(f"--lr must be a positive number, got {lr}")
@@ -101,7 +106,7 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
         "max_pairs": config.max_pairs,
         "warmup_ratio": config.warmup_ratio,
         "weight_decay": config.weight_decay,
-        "loss": LOSS,
+        "loss": recipe.loss,
         "batch_sampler": BATCH_SAMPLER,
         "dataset_id": dataset.dataset_id,
         "dataset_fingerprint": dataset.fingerprint,
@@ -111,6 +116,9 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
         options["dev_languages"] = dev_langs
     if not config.test:
         options["test"] = False
+    if recipe.components:
+        options["recipe"] = recipe.name
+        options["recipe_options"] = recipe.options
     return options
 
 

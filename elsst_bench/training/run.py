@@ -3,8 +3,9 @@
 1. resolve the options (:mod:`.config`) and the run directory; refuse what contradicts an existing run;
 2. load the base encoder; let the method make it trainable (an adapter injected by the adapter library,
    every weight for ``full``, nothing for ``none``);
-3. train with :class:`~.trainer.AdapterTrainer` (MultipleNegativesRankingLoss over (query, grade-3
-   document) pairs, NO_DUPLICATES batches, dev evaluation each epoch, the best epoch kept);
+3. train with :class:`~.trainer.AdapterTrainer` (by default MultipleNegativesRankingLoss over (query, grade-3
+   document) pairs; ``--recipe`` changes the rows and the loss, :mod:`.recipes`), NO_DUPLICATES batches, dev
+   evaluation each epoch, the best epoch kept);
 4. save the adapter (or the whole model for ``full``), evaluate on test and write ``metrics.json`` and the
    rankings; mark the run complete.
 
@@ -212,14 +213,17 @@ def _make_trainable(model, method, options: dict, pairs, sources: list[str]) -> 
     return count_trainable(model)
 
 
-def _column_prompts(model) -> dict[str, str] | None:
-    """The model's own prompts for the pair columns (``anchor`` is a query, ``positive`` a document), so
-    training sees a text as evaluation encodes it (multilingual-e5: ``query: `` / ``passage: ``); None for a
-    model without prompts (all-MiniLM-L6-v2), which trains on the bare texts as before."""
+def _column_prompts(model, columns: list[str]) -> dict[str, str] | None:
+    """The model's own prompts for the text columns (``anchor`` is a query; ``positive`` and ``negative_*``
+    documents), so training sees a text as evaluation encodes it (multilingual-e5: ``query: `` / ``passage: ``);
+    None for a model without prompts (all-MiniLM-L6-v2), which trains on the bare texts as before."""
     from ..models import role_prompt
 
     query, document = role_prompt(model, "query"), role_prompt(model, "document")
-    return {"anchor": query, "positive": document} if query or document else None
+    if not (query or document):
+        return None
+    return {c: query if c == "anchor" else document for c in columns if c == "anchor" or c == "positive"
+            or c.startswith("negative_")}
 
 
 @dataclass
@@ -232,28 +236,35 @@ class _Setup:
     method: Any
     dataset: Any
     device: str
+    train_dataset: Any  # the recipe's columns (training.recipes)
+    make_loss: Any  # model -> the recipe's loss
 
 
 def _setup(config: TrainConfig, options: dict, dataset, device: str) -> _Setup:
-    """Sample the pairs, load the base and apply the method: a bad rank, adapter option, budget or source
-    is refused here, before anything is written."""
+    """Sample the pairs, load the base, build the recipe's data and loss (hard negatives are mined here, with the
+    base), and apply the method: a bad rank, adapter option, budget or source is refused here, before anything
+    is written."""
     import transformers
 
     from ..pairs import training_pairs
+    from .recipes import build_objective, from_options
 
     method = method_entry(config.adapter)
+    recipe = from_options(options)
     transformers.set_seed(config.seed)
-    pairs = training_pairs(dataset, options["tasks"], options["languages"], limit=config.max_pairs)
+    pairs = training_pairs(dataset, options["tasks"], options["languages"], limit=config.max_pairs,
+                           min_grade=recipe.pair_min_grade)
     model = _load_base(config, device)
+    train_dataset, make_loss = build_objective(recipe, model, pairs, dataset, lambda: _load_base(config, device))
     trainable = _make_trainable(model, method, options, pairs, config.sources)
-    return _Setup(model=model, trainable=trainable, pairs=pairs, method=method, dataset=dataset, device=device)
+    return _Setup(model=model, trainable=trainable, pairs=pairs, method=method, dataset=dataset, device=device,
+                  train_dataset=train_dataset, make_loss=make_loss)
 
 
 def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progress: bool):
     """Train with the Trainer; returns (model with the best dev epoch's weights, info)."""
     import transformers
     from sentence_transformers import SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
     from ..metric_names import dev_key
@@ -263,8 +274,8 @@ def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progr
 
     model, pairs, method, device = setup.model, setup.pairs, setup.method, setup.device
     transformers.set_seed(config.seed)  # same initial state for the data order whatever apply_adapter drew
-    train_dataset = pairs.to_dataset()
-    prompts = _column_prompts(model)
+    train_dataset = setup.train_dataset
+    prompts = _column_prompts(model, train_dataset.column_names)
     steps_per_epoch = max(1, len(train_dataset) // config.batch_size)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(run_dir / runs.CHECKPOINTS),
@@ -293,7 +304,7 @@ def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progr
     )
     evaluator = DevEvaluator(setup.dataset, options["eval_tasks"], dev_languages(options))
     log = RunLog(run_dir / runs.TRAIN_LOG, resume=config.resume)
-    loss = MultipleNegativesRankingLoss(model)
+    loss = setup.make_loss(model)
     trainer = AdapterTrainer(
         model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator, callbacks=[log],
         adapter_checkpoints=method.is_adapter, fail_at_step=config.fail_at_step,
