@@ -355,6 +355,97 @@ def tuned_comparison(picked: dict[str, Path]) -> str:
             "seed 0, paired Fisher test on the test queries (uncorrected, one seed): " + "; ".join(cells) + ".")
 
 
+# --------------------------------------------------------------------------------------------- recipes (18)
+RECIPES = ROOT / "results" / "recipes"
+RECIPE_ORDER = ("plain", "graded", "hard-negatives", "hard-negatives+graded", "guided")
+
+
+def recipe_of(cfg: dict) -> str:
+    return cfg["options"].get("recipe", "plain")
+
+
+def dev_by_task(run: Path) -> dict[str, float]:
+    """The per-task dev scores of the epoch a run kept: its train_log.jsonl evaluation with the best dev score."""
+    from elsst_bench.metric_names import dev_key
+
+    best = read_config(run)["best_dev_score"]
+    for line in (run / "train_log.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row.get(dev_key()) == best:
+            return {t: row[dev_key(f"{t}_{PRIMARY_METRIC}")] for t in TASKS if dev_key(f"{t}_{PRIMARY_METRIC}") in row}
+    raise ValueError(f"{run}: no evaluation in train_log.jsonl has the best dev score {best}")
+
+
+def recipe_points() -> dict[str, list[Path]]:
+    """``{recipe: [LoRA r=8 seed-0 runs]}``: the recipe sweep's tuning runs, and plain's points of the English
+    grid at the same rates (``results/runs/tuning/lora-lr*``, ``lora-s0``)."""
+    found: dict[str, list[Path]] = {}
+    plain = [RUNS / "tuning" / "lora-lr0.0003-s0", RUNS / "tuning" / "lora-lr0.001-s0", RUNS / "lora-s0"]
+    runs = [r for r in plain if is_complete(r)]
+    runs += [p.parent for p in sorted((RECIPES / "runs" / "tuning").glob(f"*/{CONFIG}")) if is_complete(p.parent)]
+    for run in runs:
+        found.setdefault(recipe_of(read_config(run)), []).append(run)
+    order = {r: i for i, r in enumerate(RECIPE_ORDER)}
+    return {k: sorted(v, key=lambda r: (read_config(r)["options"]["lr"], str(r)))
+            for k, v in sorted(found.items(), key=lambda kv: order.get(kv[0], len(order)))}
+
+
+def recipe_table() -> tuple[str, dict[str, Path]]:
+    """Every recipe point; ★ per recipe the one with the best dev score (the rate re-picked on dev)."""
+    rows, picked = [], {}
+    for recipe, runs in recipe_points().items():
+        cfgs = {run: read_config(run) for run in runs}
+        picked[recipe] = max(runs, key=lambda r: cfgs[r]["best_dev_score"])
+        for run, cfg in cfgs.items():
+            dev = dev_by_task(run)
+            where = str(run.relative_to(ROOT / "results"))
+            rows.append([f"`{recipe}`" + (" ★" if run == picked[recipe] else ""), f"`{where}`",
+                         f"{cfg['options']['lr']:g}", f"{cfg['train_pairs']:,}", f"{cfg['train_seconds']:.0f}",
+                         f"{cfg['best_dev_score']:.4f}", *(f"{dev[t]:.4f}" for t in TASKS),
+                         *(f"{metric(run, t, PRIMARY_METRIC):.4f}" for t in TASKS)])
+    header = ["recipe", "run", "lr", "rows", "train s", "dev macro", *(f"dev {t}" for t in TASKS),
+              *(f"test {t}" for t in TASKS)]
+    return table(rows, header), picked
+
+
+def recipe_section() -> list[str]:
+    points = recipe_points()
+    if set(points) <= {"plain"}:
+        return []
+    text, picked = recipe_table()
+    best = max(picked, key=lambda r: read_config(picked[r])["best_dev_score"])
+    plain = picked.get("plain")
+    line = (f"Dev prefers `{best}` (lr {read_config(picked[best])['options']['lr']:g}, dev "
+            f"{read_config(picked[best])['best_dev_score']:.4f}")
+    line += (f"; plain's best: {read_config(plain)['best_dev_score']:.4f} at lr {read_config(plain)['options']['lr']:g})."
+             if plain else ").")
+    planned = 3 * (len(RECIPE_ORDER) - 1) + 1
+    done = sum(len(v) for k, v in points.items() if k != "plain") + sum(
+        1 for r in points.get("plain", []) if RECIPES in r.parents)
+    return [
+        "## Training recipes: using the hierarchy in training (seed 0)",
+        "",
+        "Every row above trains with plain in-batch negatives on (query, direct broader) pairs. The recipes "
+        "(docs/recipes.md) change the rows and the loss, nothing else: `hard-negatives` adds one negative per pair "
+        "mined with the base model, never the query's concept, an ancestor, a descendant or a concept the train "
+        "qrels grade for the query; `graded` adds the sampled queries' grade-2 judgments (two hops up) as rows and "
+        "trains a soft-target InfoNCE whose targets follow the grades; `guided` is GISTEmbed with the base model "
+        "as guide. LoRA r=8, all-MiniLM-L6-v2, English, the grid's settings (3 epochs, batch 64), seed 0, each "
+        "recipe at 3e-4, 1e-3 and 3e-3 (`results/recipes/sweep.toml`; plain's points are the grid's runs at those "
+        "rates, and `recipes/runs/tuning/lora-plain-lr0.001` re-runs plain at 1e-3 with the recipe code). ★: the "
+        "recipe's best dev score, the rate re-picked on dev; dev is the macro over the three English tasks. The "
+        "test columns are reported, not used to choose. `train s` includes mining and the per-epoch dev "
+        "evaluation.",
+        "",
+        text,
+        "",
+        line,
+        "",
+        *([f"{done} of the {planned} planned recipe runs are complete; `elsst-bench sweep results/recipes/sweep.toml` "
+           "trains the rest.", ""] if done < planned else []),
+    ]
+
+
 def _save(plt, fig, axes, name: str) -> str:
     for ax in axes:
         ax.legend()
@@ -1008,6 +1099,7 @@ def render() -> str:
         "",
         tuned_comparison(picked),
         "",
+        *recipe_section(),
         "## What this supports, and what it does not",
         "",
         claims,
