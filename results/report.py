@@ -361,7 +361,12 @@ RECIPE_ORDER = ("plain", "graded", "hard-negatives", "hard-negatives+graded", "g
 
 
 def recipe_of(cfg: dict) -> str:
-    return cfg["options"].get("recipe", "plain")
+    """A run's recipe, with the parameters it sets away from their defaults (``graded, min_grade=1``)."""
+    from elsst_bench.training.recipes import DEFAULT_HARD_NEGATIVES, DEFAULT_MIN_GRADE
+
+    defaults = {"hard_negatives": DEFAULT_HARD_NEGATIVES, "min_grade": DEFAULT_MIN_GRADE}
+    extra = {k: v for k, v in (cfg["options"].get("recipe_options") or {}).items() if defaults.get(k) != v}
+    return cfg["options"].get("recipe", "plain") + "".join(f", {k}={v}" for k, v in sorted(extra.items()))
 
 
 def dev_by_task(run: Path) -> dict[str, float]:
@@ -387,7 +392,7 @@ def recipe_points() -> dict[str, list[Path]]:
         found.setdefault(recipe_of(read_config(run)), []).append(run)
     order = {r: i for i, r in enumerate(RECIPE_ORDER)}
     return {k: sorted(v, key=lambda r: (read_config(r)["options"]["lr"], str(r)))
-            for k, v in sorted(found.items(), key=lambda kv: order.get(kv[0], len(order)))}
+            for k, v in sorted(found.items(), key=lambda kv: (order.get(kv[0].split(",")[0], len(order)), kv[0]))}
 
 
 def recipe_table() -> tuple[str, dict[str, Path]]:
@@ -408,6 +413,58 @@ def recipe_table() -> tuple[str, dict[str, Path]]:
     return table(rows, header), picked
 
 
+#: The methods issue 18 runs with the chosen recipe (three seeds each), in table order.
+RECIPE_METHODS = ("lora", "orthogeolora", "orthogeolora-spectral", "gelora", "full")
+
+
+def seed_runs(root: Path, name: str) -> list[Path]:
+    """The complete runs ``<root>/<name>-s<seed>`` of the seeds 0, 1, 2."""
+    return [root / f"{name}-s{s}" for s in SEEDS if is_complete(root / f"{name}-s{s}")]
+
+
+def recipe_comparison(recipe: str) -> list[str]:
+    """The chosen recipe's rows (``results/recipes/runs/<method>-<recipe>-s<seed>``), mean ± std per task, each
+    against its plain counterpart: the English grid's row of the method and, for LoRA, plain LoRA at its own dev-
+    picked rate (``lora-plain-s<seed>``). Paired Fisher tests on the seeds both have (queries averaged over them),
+    Holm over the comparisons of a task."""
+    root = RECIPES / "runs"
+    comparisons = []
+    for method in RECIPE_METHODS:
+        mine = seed_runs(root, f"{method}-{recipe}")
+        if not mine:
+            continue
+        controls = [(f"`{method}` grid", seed_runs(RUNS, method))]
+        if method == "lora":
+            controls.append(("`lora` plain, dev-picked rate", seed_runs(root, "lora-plain")))
+        for label, control in controls:
+            seeds = sorted({r.name.rsplit("-s", 1)[1] for r in mine} & {r.name.rsplit("-s", 1)[1] for r in control})
+            if seeds:
+                comparisons.append((method, label, [r for r in mine if r.name.rsplit("-s", 1)[1] in seeds],
+                                    [r for r in control if r.name.rsplit("-s", 1)[1] in seeds], ",".join(seeds)))
+    if not comparisons:
+        return []
+    tests = {t: {} for t in TASKS}
+    for i, (_, _, mine, control, _) in enumerate(comparisons):
+        for task in TASKS:
+            qids, c = seed_averaged(control, task)
+            q2, t = seed_averaged(mine, task)
+            assert q2 == qids, f"{task}: the recipe rows and their controls have different queries"
+            tests[task][i] = (float(t.mean() - c.mean()), fisher(c, t))
+    rejected = {t: holm({i: p for i, (_, p) in tests[t].items()}) for t in TASKS}
+    rows = []
+    for i, (method, label, mine, _, seeds) in enumerate(comparisons):
+        lr = read_config(mine[0])["options"]["lr"]
+        means = [fmt(*mean_std([metric(r, t, PRIMARY_METRIC) for r in mine])) for t in TASKS]
+        cells = [f"{tests[t][i][0]:+.4f} (p={fmt_p(tests[t][i][1])})" + (" **✓**" if rejected[t][i] else "")
+                 for t in TASKS]
+        rows.append([f"`{method}` · `{recipe}`", f"{lr:g}", seeds, *means, label, *cells])
+    header = ["recipe row", "lr", "seeds", *(f"{t} nDCG@10" for t in TASKS), "against",
+              *(f"{t} Δ (p)" for t in TASKS)]
+    return [f"**`{recipe}` against plain** (test; the recipe's rows are mean ± std over the seeds, Δ is the "
+            "recipe's mean minus the plain row's on the same seeds; **✓**: significant after Holm's correction over "
+            f"the comparisons of the task, α = {ALPHA}):", "", table(rows, header), ""]
+
+
 def recipe_section() -> list[str]:
     points = recipe_points()
     if set(points) <= {"plain"}:
@@ -419,9 +476,11 @@ def recipe_section() -> list[str]:
             f"{read_config(picked[best])['best_dev_score']:.4f}")
     line += (f"; plain's best: {read_config(plain)['best_dev_score']:.4f} at lr {read_config(plain)['options']['lr']:g})."
              if plain else ").")
-    planned = 3 * (len(RECIPE_ORDER) - 1) + 1
-    done = sum(len(v) for k, v in points.items() if k != "plain") + sum(
-        1 for r in points.get("plain", []) if RECIPES in r.parents)
+    from elsst_bench.sweep import load_plan
+
+    plan = load_plan(RECIPES / "sweep.toml")
+    planned = len(plan.runs)
+    done = sum(is_complete(ROOT / plan.out / run.id) for run in plan.runs)
     return [
         "## Training recipes: using the hierarchy in training (seed 0)",
         "",
@@ -441,8 +500,9 @@ def recipe_section() -> list[str]:
         "",
         line,
         "",
-        *([f"{done} of the {planned} planned recipe runs are complete; `elsst-bench sweep results/recipes/sweep.toml` "
-           "trains the rest.", ""] if done < planned else []),
+        *recipe_comparison(best.split(",")[0]),
+        *([f"{done} of the {planned} runs of `results/recipes/sweep.toml` are complete; `elsst-bench sweep "
+           "results/recipes/sweep.toml` trains the rest.", ""] if done < planned else []),
     ]
 
 
