@@ -355,6 +355,157 @@ def tuned_comparison(picked: dict[str, Path]) -> str:
             "seed 0, paired Fisher test on the test queries (uncorrected, one seed): " + "; ".join(cells) + ".")
 
 
+# --------------------------------------------------------------------------------------------- recipes (18)
+RECIPES = ROOT / "results" / "recipes"
+RECIPE_ORDER = ("plain", "graded", "hard-negatives", "hard-negatives+graded", "guided")
+
+
+def recipe_of(cfg: dict) -> str:
+    """A run's recipe, with the parameters it sets away from their defaults (``graded, min_grade=1``)."""
+    from elsst_bench.training.recipes import DEFAULT_HARD_NEGATIVES, DEFAULT_MIN_GRADE
+
+    defaults = {"hard_negatives": DEFAULT_HARD_NEGATIVES, "min_grade": DEFAULT_MIN_GRADE}
+    extra = {k: v for k, v in (cfg["options"].get("recipe_options") or {}).items() if defaults.get(k) != v}
+    return cfg["options"].get("recipe", "plain") + "".join(f", {k}={v}" for k, v in sorted(extra.items()))
+
+
+def dev_by_task(run: Path) -> dict[str, float]:
+    """The per-task dev scores of the epoch a run kept: its train_log.jsonl evaluation with the best dev score."""
+    from elsst_bench.metric_names import dev_key
+
+    best = read_config(run)["best_dev_score"]
+    for line in (run / "train_log.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row.get(dev_key()) == best:
+            return {t: row[dev_key(f"{t}_{PRIMARY_METRIC}")] for t in TASKS if dev_key(f"{t}_{PRIMARY_METRIC}") in row}
+    raise ValueError(f"{run}: no evaluation in train_log.jsonl has the best dev score {best}")
+
+
+def recipe_points() -> dict[str, list[Path]]:
+    """``{recipe: [LoRA r=8 seed-0 runs]}``: the recipe sweep's tuning runs, and plain's points of the English
+    grid at the same rates (``results/runs/tuning/lora-lr*``, ``lora-s0``)."""
+    found: dict[str, list[Path]] = {}
+    plain = [RUNS / "tuning" / "lora-lr0.0003-s0", RUNS / "tuning" / "lora-lr0.001-s0", RUNS / "lora-s0"]
+    runs = [r for r in plain if is_complete(r)]
+    runs += [p.parent for p in sorted((RECIPES / "runs" / "tuning").glob(f"*/{CONFIG}")) if is_complete(p.parent)]
+    for run in runs:
+        found.setdefault(recipe_of(read_config(run)), []).append(run)
+    order = {r: i for i, r in enumerate(RECIPE_ORDER)}
+    return {k: sorted(v, key=lambda r: (read_config(r)["options"]["lr"], str(r)))
+            for k, v in sorted(found.items(), key=lambda kv: (order.get(kv[0].split(",")[0], len(order)), kv[0]))}
+
+
+def recipe_table() -> tuple[str, dict[str, Path]]:
+    """Every recipe point; ★ per recipe the one with the best dev score (the rate re-picked on dev)."""
+    rows, picked = [], {}
+    for recipe, runs in recipe_points().items():
+        cfgs = {run: read_config(run) for run in runs}
+        picked[recipe] = max(runs, key=lambda r: cfgs[r]["best_dev_score"])
+        for run, cfg in cfgs.items():
+            dev = dev_by_task(run)
+            where = str(run.relative_to(ROOT / "results"))
+            rows.append([f"`{recipe}`" + (" ★" if run == picked[recipe] else ""), f"`{where}`",
+                         f"{cfg['options']['lr']:g}", f"{cfg['train_pairs']:,}", f"{cfg['train_seconds']:.0f}",
+                         f"{cfg['best_dev_score']:.4f}", *(f"{dev[t]:.4f}" for t in TASKS),
+                         *(f"{metric(run, t, PRIMARY_METRIC):.4f}" for t in TASKS)])
+    header = ["recipe", "run", "lr", "rows", "train s", "dev macro", *(f"dev {t}" for t in TASKS),
+              *(f"test {t}" for t in TASKS)]
+    return table(rows, header), picked
+
+
+#: The methods issue 18 runs with the chosen recipe (three seeds each), in table order.
+RECIPE_METHODS = ("lora", "orthogeolora", "orthogeolora-spectral", "gelora", "full")
+
+
+def seed_runs(root: Path, name: str) -> list[Path]:
+    """The complete runs ``<root>/<name>-s<seed>`` of the seeds 0, 1, 2."""
+    return [root / f"{name}-s{s}" for s in SEEDS if is_complete(root / f"{name}-s{s}")]
+
+
+def recipe_comparison(recipe: str) -> list[str]:
+    """The chosen recipe's rows (``results/recipes/runs/<method>-<recipe>-s<seed>``), mean ± std per task, each
+    against its plain counterpart: the English grid's row of the method and, for LoRA, plain LoRA at its own dev-
+    picked rate (``lora-plain-s<seed>``). Paired Fisher tests on the seeds both have (queries averaged over them),
+    Holm over the comparisons of a task."""
+    root = RECIPES / "runs"
+    comparisons = []
+    for method in RECIPE_METHODS:
+        mine = seed_runs(root, f"{method}-{recipe}")
+        if not mine:
+            continue
+        controls = [(f"`{method}` grid", seed_runs(RUNS, method))]
+        if method == "lora":
+            controls.append(("`lora` plain, dev-picked rate", seed_runs(root, "lora-plain")))
+        for label, control in controls:
+            seeds = sorted({r.name.rsplit("-s", 1)[1] for r in mine} & {r.name.rsplit("-s", 1)[1] for r in control})
+            if seeds:
+                comparisons.append((method, label, [r for r in mine if r.name.rsplit("-s", 1)[1] in seeds],
+                                    [r for r in control if r.name.rsplit("-s", 1)[1] in seeds], ",".join(seeds)))
+    if not comparisons:
+        return []
+    tests = {t: {} for t in TASKS}
+    for i, (_, _, mine, control, _) in enumerate(comparisons):
+        for task in TASKS:
+            qids, c = seed_averaged(control, task)
+            q2, t = seed_averaged(mine, task)
+            assert q2 == qids, f"{task}: the recipe rows and their controls have different queries"
+            tests[task][i] = (float(t.mean() - c.mean()), fisher(c, t))
+    rejected = {t: holm({i: p for i, (_, p) in tests[t].items()}) for t in TASKS}
+    rows = []
+    for i, (method, label, mine, _, seeds) in enumerate(comparisons):
+        lr = read_config(mine[0])["options"]["lr"]
+        means = [fmt(*mean_std([metric(r, t, PRIMARY_METRIC) for r in mine])) for t in TASKS]
+        cells = [f"{tests[t][i][0]:+.4f} (p={fmt_p(tests[t][i][1])})" + (" **✓**" if rejected[t][i] else "")
+                 for t in TASKS]
+        rows.append([f"`{method}` · `{recipe}`", f"{lr:g}", seeds, *means, label, *cells])
+    header = ["recipe row", "lr", "seeds", *(f"{t} nDCG@10" for t in TASKS), "against",
+              *(f"{t} Δ (p)" for t in TASKS)]
+    return [f"**`{recipe}` against plain** (test; the recipe's rows are mean ± std over the seeds, Δ is the "
+            "recipe's mean minus the plain row's on the same seeds; **✓**: significant after Holm's correction over "
+            f"the comparisons of the task, α = {ALPHA}):", "", table(rows, header), ""]
+
+
+def recipe_section() -> list[str]:
+    points = recipe_points()
+    if set(points) <= {"plain"}:
+        return []
+    text, picked = recipe_table()
+    best = max(picked, key=lambda r: read_config(picked[r])["best_dev_score"])
+    plain = picked.get("plain")
+    line = (f"Dev prefers `{best}` (lr {read_config(picked[best])['options']['lr']:g}, dev "
+            f"{read_config(picked[best])['best_dev_score']:.4f}")
+    line += (f"; plain's best: {read_config(plain)['best_dev_score']:.4f} at lr {read_config(plain)['options']['lr']:g})."
+             if plain else ").")
+    from elsst_bench.sweep import load_plan
+
+    plan = load_plan(RECIPES / "sweep.toml")
+    planned = len(plan.runs)
+    done = sum(is_complete(ROOT / plan.out / run.id) for run in plan.runs)
+    return [
+        "## Training recipes: using the hierarchy in training (seed 0)",
+        "",
+        "Every row above trains with plain in-batch negatives on (query, direct broader) pairs. The recipes "
+        "(docs/recipes.md) change the rows and the loss, nothing else: `hard-negatives` adds one negative per pair "
+        "mined with the base model, never the query's concept, an ancestor, a descendant or a concept the train "
+        "qrels grade for the query; `graded` adds the sampled queries' grade-2 judgments (two hops up) as rows and "
+        "trains a soft-target InfoNCE whose targets follow the grades; `guided` is GISTEmbed with the base model "
+        "as guide. LoRA r=8, all-MiniLM-L6-v2, English, the grid's settings (3 epochs, batch 64), seed 0, each "
+        "recipe at 3e-4, 1e-3 and 3e-3 (`results/recipes/sweep.toml`; plain's points are the grid's runs at those "
+        "rates, and `recipes/runs/tuning/lora-plain-lr0.001` re-runs plain at 1e-3 with the recipe code). ★: the "
+        "recipe's best dev score, the rate re-picked on dev; dev is the macro over the three English tasks. The "
+        "test columns are reported, not used to choose. `train s` includes mining and the per-epoch dev "
+        "evaluation.",
+        "",
+        text,
+        "",
+        line,
+        "",
+        *recipe_comparison(best.split(",")[0]),
+        *([f"{done} of the {planned} runs of `results/recipes/sweep.toml` are complete; `elsst-bench sweep "
+           "results/recipes/sweep.toml` trains the rest.", ""] if done < planned else []),
+    ]
+
+
 def _save(plt, fig, axes, name: str) -> str:
     for ax in axes:
         ax.legend()
@@ -1008,6 +1159,7 @@ def render() -> str:
         "",
         tuned_comparison(picked),
         "",
+        *recipe_section(),
         "## What this supports, and what it does not",
         "",
         claims,
