@@ -51,7 +51,13 @@ class _WithPrompts:
 ])
 def test_training_prefixes_the_pair_columns_as_evaluation_encodes(prompts, default, expected):
     model = _WithPrompts(prompts, default)
-    assert _column_prompts(model) == expected
+    assert _column_prompts(model, ["anchor", "positive"]) == expected
     if expected:
         assert (models.role_prompt(model, "query"), models.role_prompt(model, "document")) == (
             expected["anchor"], expected["positive"])
+
+
+def test_mined_negatives_are_documents_and_the_label_column_gets_no_prompt():
+    model = _WithPrompts({"query": "query: ", "document": "passage: "})
+    assert _column_prompts(model, ["anchor", "positive", "negative_1", "negative_2", "label"]) == {
+        "anchor": "query: ", "positive": "passage: ", "negative_1": "passage: ", "negative_2": "passage: "}
