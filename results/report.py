@@ -358,6 +358,7 @@ def tuned_comparison(picked: dict[str, Path]) -> str:
 # --------------------------------------------------------------------------------------------- recipes (18)
 RECIPES = ROOT / "results" / "recipes"
 RECIPE_ORDER = ("plain", "graded", "hard-negatives", "hard-negatives+graded", "guided")
+CLAIMS_RECIPES = RECIPES / "claims.md"  # written by hand from the tables of the section
 
 
 def recipe_of(cfg: dict) -> str:
@@ -525,6 +526,7 @@ def recipe_section() -> list[str]:
         "recipe alone. The comparison is on test, which chose nothing.",
         "",
         *recipe_comparison(best),
+        *([CLAIMS_RECIPES.read_text(encoding="utf-8").strip(), ""] if CLAIMS_RECIPES.exists() else []),
         *([f"{done} of the {planned} runs of `results/recipes/sweep.toml` are complete; `elsst-bench sweep "
            "results/recipes/sweep.toml` trains the rest.", ""] if done < planned else []),
     ]
