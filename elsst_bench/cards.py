@@ -50,10 +50,15 @@ def model_card(run_dir: str | Path, *, kind: str) -> str:
         f"tags: {_yaml_list(['sentence-transformers', 'elsst-bench', 'elsst', str(config['adapter'])])}",
         "---",
     ]
-    how = ("a SentenceTransformer with the adapter merged into the base weights: "
-           "`SentenceTransformer(\"<this directory>\")`" if kind == "merged" else
-           "a PEFT LoRA adapter for the base transformer: `PeftModel.from_pretrained(model[0].auto_model, "
-           "\"<this directory>\")`, or `model.load_adapter(\"<this directory>\")` on the base SentenceTransformer")
+    peft_load = "`PeftModel.from_pretrained(model[0].auto_model, \"<this directory>\")`"
+    if kind == "merged":
+        how = "a SentenceTransformer with the adapter merged into the base weights: " \
+              "`SentenceTransformer(\"<this directory>\")`"
+    elif runs.method(config["adapter"]).peft_form == "own":
+        how = f"a PEFT adapter of {config['adapter']}'s own type for the base transformer: {peft_load}"
+    else:
+        how = (f"a PEFT LoRA adapter with the run's exact weight update for the base transformer: {peft_load}, or "
+               "`model.load_adapter(\"<this directory>\")` on the base SentenceTransformer")
     lines = [
         *front, "",
         f"# {config['adapter']} on {base['name']}, trained on ELSST with elsst-bench", "",

@@ -33,8 +33,12 @@ def _train(small_dataset, tmp_path, adapter, sources):
                              budget=None if adapter == "full" else "lora-r8", **TINY, **extra), progress=False)
 
 
-@pytest.mark.parametrize("adapter", ["lora", "orthogeolora", "gelora", "eigenlorax", "pica"])
-def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sources, adapter):
+@pytest.mark.parametrize("adapter, peft_type", [
+    ("lora", "LORA"), ("orthogeolora", "LORA"), ("gelora", "LORA"), ("eigenlorax", "LORA"), ("pica", "LORA"),
+    ("pissa", "LORA"),  # ΔW = s(BA − B0 A0) against W0: the exact LoRA of rank ≤ 2r
+    ("dora", "LORA"), ("vera", "VERA"), ("hra", "HRA"),  # PEFT's own types, written as they are
+])
+def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sources, adapter, peft_type):
     from peft import PeftModel
     from sentence_transformers import SentenceTransformer
 
@@ -42,10 +46,16 @@ def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sou
     out = tmp_path / "peft"
     result = cli("export", run, "--peft", out)
     assert result.returncode == 0, result.stderr
+    assert f"as a PEFT {peft_type} adapter" in result.stdout
     config = json.loads((out / "adapter_config.json").read_text())
-    assert config["peft_type"] == "LORA" and (out / "adapter_model.safetensors").is_file()
-    assert all(config["alpha_pattern"].get(n, config["lora_alpha"]) == config["rank_pattern"].get(n, config["r"])
-               for n in config["target_modules"])  # scale α/r = 1 in every layer
+    assert config["peft_type"] == peft_type and (out / "adapter_model.safetensors").is_file()
+    if runs.method(adapter).peft_form == "lora":
+        assert all(config["alpha_pattern"].get(n, config["lora_alpha"]) == config["rank_pattern"].get(n, config["r"])
+                   for n in config["target_modules"])  # scale α/r = 1 in every layer
+        assert max([config["r"], *config["rank_pattern"].values()]) <= (16 if adapter == "pissa" else 8)
+    assert config.get("use_dora", False) == (adapter == "dora")
+    card = (out / "README.md").read_text()
+    assert (f"PEFT adapter of {adapter}'s own type" in card) == (runs.method(adapter).peft_form == "own")
 
     adapted, _ = runs.load_run(run)
     want = adapted.encode(TEXTS, convert_to_numpy=True)
@@ -53,16 +63,17 @@ def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sou
     with_peft = SentenceTransformer(base, device="cpu")
     with_peft[0].auto_model = PeftModel.from_pretrained(with_peft[0].auto_model, str(out))
     assert np.abs(with_peft.encode(TEXTS, convert_to_numpy=True) - want).max() <= 1e-5
-    loaded = SentenceTransformer(base, device="cpu")
-    loaded.load_adapter(str(out))  # sentence-transformers' (transformers') own PEFT loading
-    assert np.abs(loaded.encode(TEXTS, convert_to_numpy=True) - want).max() <= 1e-5
+    if runs.method(adapter).peft_form == "lora":  # transformers' adapter loading is LoRA's: it gives a DoRA
+        # export 8e-4 off (measured) and cannot build VeRA; PEFT's own loading above is the path for those
+        loaded = SentenceTransformer(base, device="cpu")
+        loaded.load_adapter(str(out))  # sentence-transformers' (transformers') own PEFT loading
+        assert np.abs(loaded.encode(TEXTS, convert_to_numpy=True) - want).max() <= 1e-5
     plain = SentenceTransformer(base, device="cpu").encode(TEXTS, convert_to_numpy=True)
     assert np.abs(plain - want).max() > 1e-4  # the adapter changed something, so the check above can fail
 
 
-@pytest.mark.parametrize("adapter, needle", [("smoa", "without an exact LoRA form"), ("dora", "a PEFT method"),
-                                            ("full", "not an adapter")])
-def test_methods_without_an_exact_lora_form_are_refused(small_dataset, tmp_path, cli, adapter, needle):
+@pytest.mark.parametrize("adapter, needle", [("smoa", "without a PEFT form"), ("full", "not an adapter")])
+def test_methods_without_a_peft_form_are_refused(small_dataset, tmp_path, cli, adapter, needle):
     """Refused from the registry's word before any model is loaded (one line, nothing written)."""
     run = _train(small_dataset, tmp_path, adapter, [])
     line = assert_one_line_error(cli("export", run, "--peft", tmp_path / "peft"), needle)

@@ -396,7 +396,6 @@ def test_report_regenerates_results_md_byte_identically(tmp_path, monkeypatch):
 ML_STARTED = any((ML / "runs").glob("**/config.json"))
 
 
-@pytest.mark.skipif(not ML_STARTED, reason="no multilingual run committed yet")
 def _check_committed(plan_path: Path, prepared_full) -> list[tuple]:
     """Every committed run of a sweep file is complete, was trained with what the file declares (a tuned block at
     the rate its tuning runs pick, elsst_bench.sweep.tuned_lr), and is on the board if submitted; nothing outside
@@ -426,6 +425,7 @@ def _check_committed(plan_path: Path, prepared_full) -> list[tuple]:
     return checked
 
 
+@pytest.mark.skipif(not ML_STARTED, reason="no multilingual run committed yet")
 def test_committed_multilingual_runs_were_trained_with_their_declared_options(prepared_full, monkeypatch):
     monkeypatch.chdir(ROOT)  # the sweep's paths are relative to the repository root
     for _, record in _check_committed(ML_PLAN, prepared_full):
@@ -448,13 +448,26 @@ def test_committed_recipe_runs_were_trained_with_their_declared_recipes(prepared
         assert record["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def _recipe_tables() -> list[list[list[str]]]:
+    """The body rows of each markdown table in RESULTS.md's recipe section, in order."""
+    section = RESULTS.read_text(encoding="utf-8").split("## Training recipes", 1)[1].split("\n## ", 1)[0]
+    tables: list[list[list[str]]] = []
+    previous = ""
+    for line in section.splitlines():
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            if not previous.startswith("|"):
+                tables.append([])  # a header row opens a table
+            else:
+                tables[-1].append([c.strip() for c in line.strip().strip("|").split("|")])
+        previous = line
+    return tables
+
+
 def test_recipe_table_equals_the_committed_runs_and_stars_each_recipes_best_dev_point():
     dev_by_task, recipe_of, TASKS = report.dev_by_task, report.recipe_of, report.TASKS
     if "## Training recipes" not in RESULTS.read_text(encoding="utf-8"):
         pytest.skip("no recipe runs yet")
-    section = RESULTS.read_text(encoding="utf-8").split("## Training recipes", 1)[1].split("\n## ", 1)[0]
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
-            if line.startswith("| `") and "` · `" not in line]
+    rows = _recipe_tables()[0]
     assert rows
     best: dict[str, tuple[float, str]] = {}
     for recipe, run, lr, n, _seconds, dev, *cells in rows:
@@ -473,3 +486,38 @@ def test_recipe_table_equals_the_committed_runs_and_stars_each_recipes_best_dev_
             best[name] = (config["best_dev_score"], run)
     stars = [(r[0].split("`")[1], r[1]) for r in rows if r[0].endswith("★")]
     assert sorted(stars) == sorted((m, run) for m, (_, run) in best.items())
+
+
+def test_recipe_comparison_pairs_each_row_with_the_run_that_differs_only_in_the_recipe():
+    """Each row of the three-seed comparison: on every seed it names, exactly one recipe-sweep run carries dev's
+    pick and equals the plain twin key by key but for the recipe; the means are those runs' test scores, and Δ is
+    the row's mean minus the twin's."""
+    if "## Training recipes" not in RESULTS.read_text(encoding="utf-8") or len(_recipe_tables()) < 2:
+        pytest.skip("no three-seed recipe rows yet")
+    TASKS, recipe_of = report.TASKS, report.recipe_of
+    recipe_root = ROOT / "results" / "recipes" / "runs"
+    tuning = [json.loads(p.read_text()) for p in (recipe_root / "tuning").glob("*/config.json")]
+    pick = recipe_of(max(tuning, key=lambda c: c["best_dev_score"]))
+    candidates = {p.parent: json.loads(p.read_text()) for p in recipe_root.glob("*/config.json")}
+    candidates = {run: c for run, c in candidates.items() if recipe_of(c) == pick}
+    rows = _recipe_tables()[1]
+    assert rows
+    n = len(TASKS)
+    for method, lr, seeds, *cells in rows:
+        means, twin, plain, deltas = cells[:n], cells[n], cells[n + 1:2 * n + 1], cells[2 * n + 1:]
+        stem = ROOT / "results" / twin.strip("`").removesuffix("-s*")
+        ours = []
+        for seed in seeds.split(","):
+            control = json.loads((stem.parent / f"{stem.name}-s{seed}" / "config.json").read_text())
+            assert recipe_of(control) == "plain"
+            same = [run for run, c in candidates.items()
+                    if {k: v for k, v in c["options"].items() if k not in ("recipe", "recipe_options", "loss")}
+                    == {k: v for k, v in control["options"].items() if k != "loss"}]
+            assert len(same) == 1, (method, seed)
+            assert float(lr) == pytest.approx(candidates[same[0]]["options"]["lr"])
+            ours.append(same[0])
+        for task, mean, base, delta in zip(TASKS, means, plain, deltas):
+            expected = sum(_metrics(run)[task]["en"][PRIMARY_METRIC] for run in ours) / len(ours)
+            assert float(mean.split(" ")[0]) == pytest.approx(expected, abs=5e-5)
+            difference = float(mean.split(" ")[0]) - float(base.split(" ")[0])
+            assert float(delta.split(" ")[0]) == pytest.approx(difference, abs=2e-4)

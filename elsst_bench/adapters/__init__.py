@@ -22,7 +22,7 @@ Public API (this module is the only public surface; everything below is importab
     budget_params(model, budget="lora-r8", target_modules=None) -> int
     adapter_spectra(model) -> {layer: {"singular_values": [...], "effective_rank": float}}
     delta_weights(model) -> {layer: ΔW}; effective_rank(singular_values) -> float
-    export_peft(model, directory, base_name=None) -> Path  # a PEFT LoRA adapter with the exact ΔW (lora_form methods)
+    export_peft(model, directory, base_name=None) -> Path  # a PEFT adapter: exact-ΔW LoRA or PEFT's own type
 
 ``model`` is a SentenceTransformer (its ``model[0].auto_model`` is adapted) or any torch module. Methods:
 ``lora``, ``orthogeolora``, ``gelora``, ``smoa``, ``eigenlorax``, ``pica`` (native) and ``dora``, ``pissa``,

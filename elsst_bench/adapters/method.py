@@ -175,6 +175,15 @@ class Method(abc.ABC):
     def delta_weight(self, layer: nn.Module) -> torch.Tensor:
         return layer.delta_weight()
 
+    # -- export as a PEFT adapter (:mod:`.peft_export`) ------------------------------------------------------
+    def lora_rank_bound(self, state: AdapterState) -> int:
+        """The largest rank ΔW can have in a layer by construction: what an exact LoRA export may need."""
+        return max([state.rank] + [int(getattr(layer, "rank", 0) or 0) for layer in state.layers.values()])
+
+    def own_peft_config(self, state: AdapterState):
+        """PEFT's config of the method's own adapter type (``peft_form = "own"``), for the applied ``state``."""
+        raise AdapterError(f"{self.name} has no adapter type of its own in PEFT")
+
     def after_load(self, state: AdapterState) -> None:
         """Hook run after ``load_adapter`` copied the tensors in (PiSSA rebuilds its residual base here)."""
 

@@ -16,6 +16,9 @@ attribute it leaves on the model is removed). What we add on top:
   recomputed as W0 − s·B0 A0 with PEFT's own float32 arithmetic, bit for bit, then A, B are loaded: the
   saved file is twice LoRA's size but carries no d_out×d_in tensor); VeRA's shared random projections
   ``vera_A``/``vera_B`` (stored once, under the first layer).
+* Export (``export --peft``): DoRA, VeRA and HRA as PEFT adapters of their own type, the trained tensors
+  copied into PEFT's layers; PiSSA, whose PEFT form would need the residual base, as the exact LoRA of rank 2r
+  against W0, as PEFT's own PiSSA-to-LoRA conversion does.
 * Merging through PEFT's ``layer.merge()``, then the base ``nn.Linear`` is put back (what
   ``merge_and_unload`` does).
 
@@ -86,6 +89,13 @@ class PeftMethod(Method):
             layers[name] = layer
         self.after_inject(ctx, layers)
         return layers
+
+    def own_peft_config(self, state):
+        # restore: the structure only; the exporter copies the trained tensors in (for DoRA, init stays True so
+        # PEFT builds the magnitude vector, overwritten then)
+        ctx = BuildContext(model=None, root=None, targets={}, rank=state.rank, options=state.options, inputs={},
+                           restore={})
+        return self.peft_config(ctx, list(state.layers))
 
     def merge(self, state, root):
         for name, layer in state.layers.items():
@@ -241,6 +251,15 @@ class PiSSA(_LoraFamily):
     def delta_weight(self, layer):
         a, b = layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight
         return (b @ a - layer.pissa_B0 @ layer.pissa_A0) * layer.scaling[ADAPTER]
+
+    def lora_rank_bound(self, state):
+        # ΔW = s(BA − B0 A0) has rank ≤ 2r against the pretrained W0: PEFT's own PiSSA-to-LoRA conversion
+        # (save_pretrained(path_initial_model_for_weight_conversion=...)) writes it as a LoRA of rank 2r too
+        return 2 * max(layer.r[ADAPTER] for layer in state.layers.values())
+
+    def own_peft_config(self, state):
+        raise AdapterError("pissa's own PEFT form needs its residual base model; it is exported as the exact "
+                           "LoRA of rank 2r against W0")
 
 
 # ------------------------------------------------------------------------------------------------------------

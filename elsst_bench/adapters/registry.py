@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .method import Method
 
 
+#: the values of :attr:`MethodInfo.peft_form`
+PEFT_FORMS = (None, "lora", "own")
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     """One registry entry (torch-free)."""
@@ -40,8 +44,10 @@ class MethodInfo:
     implementation: str | None = None
     trains: bool = True  # False: nothing is trained (zero-shot)
     is_adapter: bool = True  # False: no apply_adapter, no adapter/ directory
-    #: ΔW = B A of rank ≤ r in every layer, so ``export --peft`` writes it as a PEFT LoRA adapter (:mod:`.peft_export`)
-    lora_form: bool = False
+    #: how ``export --peft`` writes it (:mod:`.peft_export`): ``"lora"``, a PEFT LoRA adapter with the exact ΔW
+    #: (rank ≤ the method's bound in every layer); ``"own"``, PEFT's own adapter type of the method (DoRA, VeRA, HRA);
+    #: None: no PEFT form (export it merged)
+    peft_form: str | None = None
 
     @property
     def name(self) -> str:
@@ -73,6 +79,8 @@ def register(info: MethodInfo) -> MethodInfo:
     """Add an entry to the registry (its name must be new); returns it."""
     if not info.name or info.name in _ENTRIES:
         raise ValueError(f"cannot register method {info.name!r}: the name is empty or taken")
+    if info.peft_form not in PEFT_FORMS:
+        raise ValueError(f"method {info.name!r}: peft_form must be one of {PEFT_FORMS}, not {info.peft_form!r}")
     if info.is_adapter and not info.implementation:
         raise ValueError(f"adapter {info.name!r} needs an implementation ('module:Class')")
     _ENTRIES[info.name] = info
@@ -82,35 +90,35 @@ def register(info: MethodInfo) -> MethodInfo:
 for _info in (
     # native methods
     MethodInfo(configs.LoRAConfig, "native", "r·(d_in + d_out)",
-               "low-rank update s·BA, B=0 at init (Hu et al. 2021)", implementation=".lora:LoRA", lora_form=True),
+               "low-rank update s·BA, B=0 at init (Hu et al. 2021)", implementation=".lora:LoRA", peft_form="lora"),
     MethodInfo(configs.OrthoGeoLoRAConfig, "native", "r·(d_in + d_out) + r",
                "SVD-form update s·U diag(σ) Vᵀ, U and V on the Stiefel manifold via QR (arXiv 2601.09185)",
-               implementation=".orthogeolora:OrthoGeoLoRA", lora_form=True),
+               implementation=".orthogeolora:OrthoGeoLoRA", peft_form="lora"),
     MethodInfo(configs.GeLoRAConfig, "native", "Σ_blocks r_ℓ·Σ(d_in + d_out), r_ℓ from intrinsic-dimension gaps",
                "LoRA with per-block ranks from TwoNN intrinsic dimensions of hidden states (arXiv 2412.09250)",
-               knob="rank (total r·L)", implementation=".gelora:GeLoRA", lora_form=True),
+               knob="rank (total r·L)", implementation=".gelora:GeLoRA", peft_form="lora"),
     MethodInfo(configs.SMoAConfig, "native", "Σ_k r_k·(d_in + d_out) = r·(d_in + d_out)",
                "high-rank modulation s·Σ_k W0^(k) ⊙ B_k A_k in K spectral subspaces (arXiv 2601.07507)",
                implementation=".smoa:SMoA"),
     MethodInfo(configs.EigenLoRAxConfig, "native", "2·K'·r, K' = k + k_gs",
                "coefficients on the principal subspace of saved LoRA adapters (+ k_gs random directions) "
-               "(arXiv 2502.04700)", knob="K' (k_gs)", implementation=".eigenlorax:EigenLoRAx", lora_form=True),
+               "(arXiv 2502.04700)", knob="K' (k_gs)", implementation=".eigenlorax:EigenLoRAx", peft_form="lora"),
     MethodInfo(configs.PiCaConfig, "native", "Σ_types r·d_out (shared M; unshared: Σ_layers r·d_out)",
                "ΔW = M·P onto W0's top-r singular directions, M shared per module type (arXiv 2505.20211)",
-               implementation=".pica:PiCa", lora_form=True),
+               implementation=".pica:PiCa", peft_form="lora"),
     # PEFT's own methods
     MethodInfo(configs.DoRAConfig, "peft", "r·(d_in + d_out) + d_out",
                "weight-decomposed LoRA: magnitude m and direction W0 + sBA (PEFT use_dora=True)",
-               knob="rank (+1 on some module types)", implementation=".peft_methods:DoRA"),
+               knob="rank (+1 on some module types)", implementation=".peft_methods:DoRA", peft_form="own"),
     MethodInfo(configs.PiSSAConfig, "peft", "r·(d_in + d_out)",
                "LoRA initialised on W0's principal singular components, residual base (PEFT init_lora_weights='pissa')",
-               implementation=".peft_methods:PiSSA"),
+               implementation=".peft_methods:PiSSA", peft_form="lora"),
     MethodInfo(configs.VeRAConfig, "peft", "r + d_out (shared frozen random A, B)",
                "vector-based random matrix adaptation: scaling vectors on shared random projections (PEFT)",
-               implementation=".peft_methods:VeRA"),
+               implementation=".peft_methods:VeRA", peft_form="own"),
     MethodInfo(configs.HRAConfig, "peft", "r·d_in (r Householder reflections, r even)",
                "W0 times a product of r Householder reflections, paired to the identity at init (PEFT)",
-               knob="rank (number of reflections)", implementation=".peft_methods:HRA"),
+               knob="rank (number of reflections)", implementation=".peft_methods:HRA", peft_form="own"),
     # baselines: the training layer handles them
     MethodInfo(configs.NoneConfig, "baseline", "0", "zero-shot: the base encoder as is", knob="-",
                trains=False, is_adapter=False),

@@ -109,12 +109,13 @@ def export(
     merged: Optional[Path] = typer.Option(None, "--merged", help="Output directory for the merged "
                                           "SentenceTransformer (new or empty; an earlier export only with "
                                           "--overwrite)."),
-    peft: Optional[Path] = typer.Option(None, "--peft", help="Output directory for a PEFT LoRA adapter "
-                                        "(adapter_config.json + adapter_model.safetensors) with the run's exact ΔW."),
+    peft: Optional[Path] = typer.Option(None, "--peft", help="Output directory for a PEFT adapter "
+                                        "(adapter_config.json + adapter_model.safetensors): PEFT's own type for "
+                                        "DoRA, VeRA, HRA; a LoRA with the run's exact ΔW for the others."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in the output directory."),
 ) -> None:
     """Write the run as a plain sentence-transformers model with the adapter merged into the base weights
-    (--merged), or as a standard PEFT LoRA adapter for the base transformer (--peft); either with a model card."""
+    (--merged), or as a standard PEFT adapter for the base transformer (--peft); either with a model card."""
     from .. import atomic, outputs, runs
     from ..adapters import method_info
     from ..cards import write_card
@@ -126,10 +127,10 @@ def export(
     outputs.check_target(target, outputs.MODEL if merged is not None else outputs.PEFT_ADAPTER, replace=overwrite)
     if peft is not None:
         info = runs.method(config["adapter"])
-        if info is None or not info.lora_form:
+        if info is None or info.peft_form is None:
             why = ("not an adapter" if info is not None and not info.is_adapter else
-                   "a PEFT method, whose own format is not written yet" if info is not None and info.source == "peft"
-                   else "without an exact LoRA form (ΔW of rank > r)" if info is not None else "an unknown method")
+                   "without a PEFT form (ΔW of rank > r, and no adapter type of its own in PEFT)"
+                   if info is not None else "an unknown method")
             raise BenchError(f"run {run_dir} is {config['adapter']}, {why}: export it with --merged")
     model, info = runs.load_run(run_dir)
     if peft is not None:
@@ -138,7 +139,8 @@ def export(
         with atomic.directory(peft) as tmp:
             export_peft(model, tmp, base_name=info["identity"]["name"])
             write_card(run_dir, tmp, kind="peft")  # in place of PEFT's template card
-        print(f"wrote {peft}: {info['adapter']} as a PEFT LoRA adapter for {info['identity']['name']}; load it "
+        kind = json.loads((peft / "adapter_config.json").read_text(encoding="utf-8"))["peft_type"]
+        print(f"wrote {peft}: {info['adapter']} as a PEFT {kind} adapter for {info['identity']['name']}; load it "
               f"with PeftModel.from_pretrained(<its transformer>, {str(peft)!r})")
         return
     if method_info(info["adapter"]).is_adapter:
