@@ -834,11 +834,11 @@ def ml_against_zero_shot(grid: list[Method], langs: dict[str, list[str]]) -> tup
 
 
 def ml_tuning_table(plan, grid: list[Method]) -> tuple[str, dict[str, str]]:
-    """The rates tried on dev for each block with ``lr_from``; ★ the one :func:`elsst_bench.sweep.tuned_lr`
-    picks (the best dev score), shown once every rate of the block is complete."""
+    """The rates tried on dev for each block with ``lr_from``, each tuning run once; ★ the one
+    :func:`elsst_bench.sweep.tuned_lr` picks (the best dev score), shown once every rate of the block is complete."""
     from elsst_bench.sweep import state, tuned_lr, tuning_runs
 
-    rows, picked = [], {}
+    rows, picked, listed = [], {}, set()
     for g in grid:
         if not g.tuned:
             continue
@@ -847,6 +847,9 @@ def ml_tuning_table(plan, grid: list[Method]) -> tuple[str, dict[str, str]]:
         if choice:
             picked[g.key] = choice[1]
         for cand in tuning_runs(plan, first):
+            if cand.id in listed:  # a later block reusing these rates (a recipe row at plain's rate): listed once
+                continue
+            listed.add(cand.id)
             status = state(cand)
             if status == "complete":
                 dev = f"{read_config(cand.run_dir)['best_dev_score']:.4f}"
