@@ -97,10 +97,9 @@ def _own_adapter(model, state, base_name):
             theirs = {**dict(target.named_parameters()), **dict(target.named_buffers())}
             ours = {k: t for k, t in [*layer.named_parameters(), *layer.named_buffers()]
                     if not k.startswith("base_layer.")}
-            missing = sorted(k for k in ours if k not in theirs)
-            trained = {id(p) for p in method.layer_trainable(layer)}
-            if any(id(ours[k]) in trained for k in missing):  # pragma: no cover - PEFT renamed its tensors
-                raise AdapterError(f"{name}: PEFT's {type(config).__name__} has no place for {missing}")
+            unplaced = sorted(k for k, t in ours.items() if k not in theirs and t.requires_grad)
+            if unplaced:  # pragma: no cover - PEFT renamed its tensors
+                raise AdapterError(f"{name}: PEFT's {type(config).__name__} has no place for {unplaced}")
             for key, tensor in ours.items():
                 if key in theirs:
                     theirs[key].copy_(tensor)
