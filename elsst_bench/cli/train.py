@@ -69,6 +69,7 @@ def train(
     """Fine-tune the encoder with an adapter on the train split, keep the best dev epoch, evaluate on test."""
     from .. import runs
     from ..training import TrainConfig, train as run_training
+    from ..training.distributed import is_main_process
 
     if quiet:
         quiet_libraries()
@@ -83,6 +84,8 @@ def train(
         recipe=recipe, hard_negatives=hard_negatives, min_grade=min_grade,
     )
     run_dir = run_training(config, progress=not quiet)
+    if not is_main_process():  # a DDP process of rank > 0: rank 0 reports the run
+        return
     record = runs.read_config(run_dir)
     metrics_file = run_dir / runs.METRICS
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else None  # --no-test: none

@@ -13,6 +13,10 @@ always defined. With no judged candidate besides d_i, t is one-hot on the diagon
 sentence-transformers' ``MultipleNegativesRankingLoss`` (same scale, cosine): a 2-hop ancestor that happens to be
 in the batch is a weaker positive here, where MNRL pushes it away.
 
+Under DDP (``gather_across_devices``) the candidates are every process's document columns, as
+sentence-transformers' MNRL gathers them (with gradients flowing back to their process), and the queries this
+process's own: the same loss as one process with the global batch.
+
 Rows are identified by the dataset's ``label`` column: the row's index into ``rows`` (sentence-transformers
 passes that column to the loss as ``labels`` and keeps it out of the batch sampler's duplicate check).
 """
@@ -25,6 +29,7 @@ from typing import Any
 import torch
 from sentence_transformers.base.losses.merged_forward import embed_columns
 from sentence_transformers.util import cos_sim
+from sentence_transformers.util.distributed import all_gather, all_gather_with_grad
 from torch import Tensor, nn
 
 
@@ -37,10 +42,13 @@ class RowConcepts:
     columns: tuple[frozenset[str], ...]  # the concept ids each document column's text labels (positive first)
 
 
-def grade_matrix(rows: list[RowConcepts]) -> tuple[Tensor, Tensor]:
-    """(grades, mask) of a batch: ``[B, C]`` with candidate j = column ``j // B`` of row ``j % B``."""
-    columns = len(rows[0].columns)
-    candidates = [rows[r].columns[c] for c in range(columns) for r in range(len(rows))]
+def grade_matrix(rows: list[RowConcepts], candidate_rows: list[RowConcepts] | None = None) -> tuple[Tensor, Tensor]:
+    """(grades, mask) of a batch: ``[B, C]`` for the queries of ``rows`` against the document columns of
+    ``candidate_rows`` (default: ``rows``; under DDP, every process's rows), candidate j = column ``j // R`` of
+    candidate row ``j % R``, R = len(candidate_rows)."""
+    candidate_rows = rows if candidate_rows is None else candidate_rows
+    columns = len(candidate_rows[0].columns)
+    candidates = [candidate_rows[r].columns[c] for c in range(columns) for r in range(len(candidate_rows))]
     grades = torch.zeros(len(rows), len(candidates))
     mask = torch.zeros(len(rows), len(candidates), dtype=torch.bool)
     for i, row in enumerate(rows):
@@ -62,22 +70,28 @@ def graded_infonce(scores: Tensor, grades: Tensor, mask: Tensor) -> Tensor:
 class GradedInfoNCELoss(nn.Module):
     """Soft-target InfoNCE over in-batch (and hard-negative) candidates; see the module docstring."""
 
-    def __init__(self, model, rows: list[RowConcepts], scale: float = 20.0):
+    def __init__(self, model, rows: list[RowConcepts], scale: float = 20.0, gather_across_devices: bool = False):
         super().__init__()
         self.model = model
         self.rows = rows
         self.scale = scale
+        self.gather_across_devices = gather_across_devices
 
     def forward(self, sentence_features, labels: Tensor) -> Tensor:
         embeddings = embed_columns(self.model, sentence_features)
-        queries, candidates = embeddings[0], torch.cat(embeddings[1:], dim=0)
+        queries, documents = embeddings[0], embeddings[1:]
         batch = [self.rows[int(i)] for i in labels.tolist()]
-        grades, mask = grade_matrix(batch)
+        if self.gather_across_devices:
+            documents = [all_gather_with_grad(d) for d in documents]
+            labels = all_gather(labels)
+        candidates = torch.cat(documents, dim=0)
+        grades, mask = grade_matrix(batch, [self.rows[int(i)] for i in labels.tolist()])
         scores = self.scale * cos_sim(queries, candidates)
         return graded_infonce(scores, grades.to(scores.device), mask.to(scores.device))
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"scale": self.scale, "similarity_fct": "cos_sim", "targets": "linear grades"}
+        return {"scale": self.scale, "similarity_fct": "cos_sim", "targets": "linear grades",
+                "gather_across_devices": self.gather_across_devices}
 
     @property
     def citation(self) -> str | None:

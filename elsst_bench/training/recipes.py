@@ -116,10 +116,10 @@ def from_options(options: dict) -> Recipe:
                   extra.get("min_grade", DEFAULT_MIN_GRADE))
 
 
-def build_objective(recipe: Recipe, model, pairs, dataset, base_loader):
+def build_objective(recipe: Recipe, model, pairs, dataset, base_loader, gather: bool = False):
     """``(train dataset, loss)`` for ``recipe`` on ``pairs``. ``model`` is the base encoder, not yet trainable:
     negatives are mined with it here, before the method is applied. ``base_loader()`` loads another copy of the
-    base (the guide)."""
+    base (the guide). ``gather``: the loss takes its in-batch candidates from every DDP process."""
     from datasets import Dataset
     from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
 
@@ -136,14 +136,16 @@ def build_objective(recipe: Recipe, model, pairs, dataset, base_loader):
     if "graded" in recipe.components:
         rows = graded_rows(dataset, pairs, negatives)
         columns["label"] = list(range(len(pairs)))
-        make_loss = lambda m: GradedInfoNCELoss(m, rows, scale=SCALE)  # noqa: E731
+        make_loss = lambda m: GradedInfoNCELoss(m, rows, scale=SCALE, gather_across_devices=gather)  # noqa: E731
     elif "guided" in recipe.components:
         guide = base_loader()
         guide.requires_grad_(False)
         guide.eval()
-        make_loss = lambda m: GISTEmbedLoss(m, guide, temperature=1 / SCALE)  # noqa: E731
+        make_loss = lambda m: GISTEmbedLoss(m, guide, temperature=1 / SCALE,  # noqa: E731
+                                             gather_across_devices=gather)
     else:
-        make_loss = lambda m: MultipleNegativesRankingLoss(m, scale=SCALE)  # noqa: E731
+        make_loss = lambda m: MultipleNegativesRankingLoss(m, scale=SCALE,  # noqa: E731
+                                                            gather_across_devices=gather)
     return Dataset.from_dict(columns), make_loss
 
 

@@ -101,8 +101,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     from ..models import model_identity, portable_identity
     from ..paths import default_dataset_dir
     from ..tasks import open_prepared
+    from . import distributed
 
     device = resolve_device(config.device)
+    world = distributed.init(device)  # under torchrun/accelerate launch: this process's part of one DDP run
+    device = world.device or device
     dataset = open_prepared(config.dataset or default_dataset_dir())
     identity = model_identity(config.model)
     options = resolved_options(config, dataset, portable_identity(identity))
@@ -112,13 +115,19 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
 
     if config.spectra_every is not None and (not method.is_adapter or config.spectra_every < 1):
         raise BenchError("--spectra-every needs an adapter (not none/full) and a number of steps >= 1")
+    if world.size > 1 and not method.trains:
+        raise BenchError(f"{config.adapter} trains nothing: run it as one process, not under a launcher")
+    world.per_process_batch(options["batch_size"])
     replace = _check_run_dir(config, run_dir, options)
     if method.trains:
         _check_dev_queries(dataset, options)
-        setup = _setup(config, options, dataset, device)
+        setup = _setup(config, options, dataset, device, gather=world.size > 1)
         model = setup.model
     else:
         model = _load_base(config, device)
+    world.barrier()  # every process has checked the run directory before rank 0 writes it
+    if not world.is_main:
+        return _follow(config, options, setup, run_dir, world)
 
     if replace:  # a run directory (check_target saw its config.json): ours to replace
         shutil.rmtree(run_dir)
@@ -128,6 +137,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "options": options,
         **{k: options[k] for k in ("adapter", "model", "seed", "dataset_id", "dataset_fingerprint")},
         "device": device,
+        "distributed": world.record(options["batch_size"]),
         "versions": runs.versions(),
         "git_commit": runs.git_commit(),
         "command": " ".join(sys.argv),
@@ -135,8 +145,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_json(run_dir / runs.CONFIG, record)
     started = time.perf_counter()
+    world.barrier()  # the run directory exists before any process trains into it
     if method.trains:
-        model, train_info = _fit(config, options, setup, run_dir, progress)
+        model, train_info = _fit(config, options, setup, run_dir, progress, world)
         trainable = setup.trainable
     else:
         trainable, train_info = 0, {"train_seconds": 0.0, "steps": 0}
@@ -150,12 +161,37 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     record["adapter_config"] = _adapter_config(run_dir)
     atomic.write_json(run_dir / runs.CONFIG, record)  # still "running": metrics come next
     if scores_test(options):
-        _score_test(model, dataset, options, record, run_dir, progress)
+        with _shared_encoding(model, world):
+            _score_test(model, dataset, options, record, run_dir, progress)
     record["status"] = "complete"
     record["wall_seconds"] = round(time.perf_counter() - started, 2)
     atomic.write_json(run_dir / runs.CONFIG, record)
     if not config.keep_checkpoints:
         shutil.rmtree(run_dir / runs.CHECKPOINTS, ignore_errors=True)
+    world.barrier()  # the others return once the run is complete
+    return run_dir
+
+
+def _shared_encoding(model, world):
+    """Under DDP, the other processes encode for rank 0 while it scores (sentence-transformers' own sharing);
+    a no-op context otherwise."""
+    from contextlib import nullcontext
+
+    if world.size == 1:
+        return nullcontext()
+    from sentence_transformers.util.distributed import distributed_evaluation
+
+    return distributed_evaluation(model)
+
+
+def _follow(config: TrainConfig, options: dict, setup: "_Setup", run_dir: Path, world) -> Path:
+    """A process of rank > 0: train its shard, help encode the test queries, write nothing."""
+    world.barrier()
+    model, _ = _fit(config, options, setup, run_dir, False, world)
+    if scores_test(options):
+        with _shared_encoding(model, world):
+            pass  # entering, rank > 0 serves rank 0's encodings until it has scored
+    world.barrier()
     return run_dir
 
 
@@ -240,10 +276,10 @@ class _Setup:
     make_loss: Any  # model -> the recipe's loss
 
 
-def _setup(config: TrainConfig, options: dict, dataset, device: str) -> _Setup:
+def _setup(config: TrainConfig, options: dict, dataset, device: str, gather: bool = False) -> _Setup:
     """Sample the pairs, load the base, build the recipe's data and loss (hard negatives are mined here, with the
     base), and apply the method: a bad rank, adapter option, budget or source is refused here, before anything
-    is written."""
+    is written. ``gather``: the loss gathers in-batch candidates across processes (DDP)."""
     import transformers
 
     from ..pairs import training_pairs
@@ -255,14 +291,16 @@ def _setup(config: TrainConfig, options: dict, dataset, device: str) -> _Setup:
     pairs = training_pairs(dataset, options["tasks"], options["languages"], limit=config.max_pairs,
                            min_grade=recipe.pair_min_grade)
     model = _load_base(config, device)
-    train_dataset, make_loss = build_objective(recipe, model, pairs, dataset, lambda: _load_base(config, device))
+    train_dataset, make_loss = build_objective(recipe, model, pairs, dataset, lambda: _load_base(config, device),
+                                               gather=gather)
     trainable = _make_trainable(model, method, options, pairs, config.sources)
     return _Setup(model=model, trainable=trainable, pairs=pairs, method=method, dataset=dataset, device=device,
                   train_dataset=train_dataset, make_loss=make_loss)
 
 
-def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progress: bool):
-    """Train with the Trainer; returns (model with the best dev epoch's weights, info)."""
+def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progress: bool, world):
+    """Train with the Trainer; returns (model with the best dev epoch's weights, info). Every process of a DDP
+    run calls it; only rank 0 logs."""
     import transformers
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
@@ -280,7 +318,7 @@ def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progr
     args = SentenceTransformerTrainingArguments(
         output_dir=str(run_dir / runs.CHECKPOINTS),
         num_train_epochs=options["epochs"],
-        per_device_train_batch_size=options["batch_size"],
+        per_device_train_batch_size=world.per_process_batch(options["batch_size"]),
         learning_rate=options["lr"],
         warmup_steps=options["warmup_ratio"],  # a float < 1 is a ratio of the total steps (Transformers v5)
         weight_decay=options["weight_decay"],
@@ -303,13 +341,13 @@ def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progr
         prompts=prompts,
     )
     evaluator = DevEvaluator(setup.dataset, options["eval_tasks"], dev_languages(options))
-    log = RunLog(run_dir / runs.TRAIN_LOG, resume=config.resume)
+    log = RunLog(run_dir / runs.TRAIN_LOG, resume=config.resume) if world.is_main else None
     loss = setup.make_loss(model)
     trainer = AdapterTrainer(
-        model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator, callbacks=[log],
-        adapter_checkpoints=method.is_adapter, fail_at_step=config.fail_at_step,
+        model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator,
+        callbacks=[log] if log else [], adapter_checkpoints=method.is_adapter, fail_at_step=config.fail_at_step,
     )
-    if config.spectra_every:
+    if config.spectra_every and world.is_main:
         trainer.add_callback(SpectraLog(model, run_dir / runs.SPECTRA_LOG, config.spectra_every, resume=config.resume))
     if not progress:  # quiet: the log goes to train_log.jsonl, not to the terminal
         from transformers import PrinterCallback
@@ -324,7 +362,7 @@ def _fit(config: TrainConfig, options: dict, setup: _Setup, run_dir: Path, progr
         where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         raise NonFiniteLoss(f"{err}; {where}; lower --lr and retry (or --resume from it)") from None
     info = {
-        "train_seconds": round(time.perf_counter() - started + log.previous_seconds, 2),
+        "train_seconds": round(time.perf_counter() - started + (log.previous_seconds if log else 0.0), 2),
         "steps": trainer.state.global_step,
         "train_pairs": len(train_dataset),
         "pairs_per_source": pairs.counts,
