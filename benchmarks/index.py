@@ -95,7 +95,7 @@ def measure(pool: np.ndarray, queries: np.ndarray, label: str) -> list[list]:
         mem = len(faiss.serialize_index(index)) / 2**20
         (_, rows), seconds = timed(lambda: search(index, queries, K))
         if kind == "hnsw":
-            default = f"M=32, efSearch={index.hnsw.efSearch}"
+            default = f"M={index.hnsw.nb_neighbors(1)}, efC={index.hnsw.efConstruction}, efSearch={index.hnsw.efSearch}"
         else:
             default = f"nlist={index.nlist}, nprobe={index.nprobe}"
         rows_out.append([label, kind, default + " (default)", f"{build:.1f}", f"{mem:,.0f}",
@@ -116,7 +116,7 @@ def measure(pool: np.ndarray, queries: np.ndarray, label: str) -> list[list]:
 
 def _neighbours(index, kind: str) -> list[int]:
     if kind == "hnsw":
-        return [64, 256, 512]
+        return [256, 512, 1024, 2048]
     return sorted({max(1, index.nprobe // 4), min(index.nlist, index.nprobe * 4)} - {index.nprobe})
 
 
