@@ -56,7 +56,8 @@ class World:
 
     def record(self, batch_size: int) -> dict:
         """What ``config.json`` records of the world (``distributed``)."""
-        return {"world_size": self.size, "backend": self.backend, "per_process_batch_size": batch_size // self.size}
+        return {"world_size": self.size, "backend": self.backend,
+                "per_process_batch_size": self.per_process_batch(batch_size)}
 
 
 def launched_size() -> int:
