@@ -608,7 +608,9 @@ CLAIMS_ML = ROOT / "results" / "claims_multilingual.md"
 ML_TASKS = ("broader", "synonym", "crosslingual", "definition")
 HEATMAP = "multilingual-heatmap.png"
 #: Row names for grid blocks whose run id is not just the adapter's name (``<key>-s<seed>``).
-ML_LABELS = {"orthogeolora-spectral": "orthogeolora (spectral init)", "eigenlorax-k8": "eigenlorax (K=8)"}
+ML_LABELS = {"orthogeolora-spectral": "orthogeolora (spectral init)", "eigenlorax-k8": "eigenlorax (K=8)",
+             "lora-graded-g1": "lora (graded, min_grade=1)",
+             "orthogeolora-graded-g1": "orthogeolora (graded, min_grade=1)"}
 
 
 class Method:
@@ -833,6 +835,53 @@ def ml_against_zero_shot(grid: list[Method], langs: dict[str, list[str]]) -> tup
     return table(rows, ["method", "seeds", *languages, f"significant (Holm over {len(languages)})"]), numbers
 
 
+def ml_recipe_comparison(grid: list[Method], langs: dict[str, list[str]]) -> tuple[str, dict]:
+    """Each grid row trained with a recipe against its plain twin: the row whose runs' options equal its own but
+    for :data:`RECIPE_FIELDS` (:func:`twin_key`). Per task: the macro over languages of both (mean ± sd over the
+    seeds both rows have), and the paired Fisher test on the queries of every language pooled, each query averaged
+    over those seeds; Holm over the recipe rows, per task."""
+    trained = [g for g in grid if g.done and trains(g.adapter)]
+    config = {g.key: read_config(g.done[0]) for g in trained}
+    plain = {twin_key(config[g.key]): g for g in trained if recipe_of(config[g.key]) == "plain"}
+    pairs = []
+    for g in trained:
+        twin = plain.get(twin_key(config[g.key]))
+        if twin is None or twin is g:
+            continue
+        mine, theirs = dict(zip(g.seeds, g.done)), dict(zip(twin.seeds, twin.done))
+        seeds = sorted(set(mine) & set(theirs))
+        if seeds:
+            pairs.append((g, twin, seeds, [mine[s] for s in seeds], [theirs[s] for s in seeds]))
+    if not pairs:
+        return "No recipe row has a plain twin with a common seed yet.", {}
+    tasks = [t for t in ML_TASKS if langs[t]]
+    samples: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for g, _, _, mine, control in pairs:
+        for task in tasks:
+            cells = [(task, lang) for lang in langs[task]]
+            keys, before = pooled(control, cells)
+            k2, after = pooled(mine, cells)
+            assert k2 == keys, f"{g.key} {task}: other queries than its plain twin's"
+            samples[(task, g.key)] = (before, after)
+    p = fisher_batch(samples)
+    rejected = {t: holm({g.key: p[(t, g.key)] for g, *_ in pairs}) for t in tasks}
+    rows, numbers = [], {}
+    for g, twin, seeds, mine, control in pairs:
+        for task in tasks:
+            ours = mean_std([ml_scores(r)[task]["macro"][PRIMARY_METRIC] for r in mine])
+            theirs = mean_std([ml_scores(r)[task]["macro"][PRIMARY_METRIC] for r in control])
+            before, after = samples[(task, g.key)]
+            delta = float(after.mean() - before.mean())
+            numbers[(g.key, task)] = {"twin": twin.key, "seeds": seeds, "macro": ours, "twin_macro": theirs,
+                                      "delta": delta, "p": p[(task, g.key)], "rejected": rejected[task][g.key]}
+            rows.append([f"`{g.label}`", f"`{task}`", ",".join(map(str, seeds)), fmt(*ours), f"`{twin.label}`",
+                         fmt(*theirs), f"{ours[0] - theirs[0]:+.4f}",
+                         f"{delta:+.4f} (p={fmt_p(p[(task, g.key)])})" + (" **✓**" if rejected[task][g.key] else "")])
+    header = ["recipe row", "task", "seeds", "macro nDCG@10", "plain twin", "twin's macro", "Δ macro",
+              "Δ pooled (p)"]
+    return table(rows, header), numbers
+
+
 def ml_tuning_table(plan, grid: list[Method]) -> tuple[str, dict[str, str]]:
     """The rates tried on dev for each block with ``lr_from``, each tuning run once; ★ the one
     :func:`elsst_bench.sweep.tuned_lr` picks (the best dev score), shown once every rate of the block is complete."""
@@ -962,9 +1011,8 @@ def plural(n: int, noun: str) -> str:
 
 def ml_setup(plan, grid: list[Method], langs: dict[str, list[str]]) -> list[str]:
     """The setup and compute paragraphs: the sweep's protocol, with the numbers read from the plan and the runs."""
-    from elsst_bench.sweep import tuning_runs
-
-    from elsst_bench.sweep import state
+    from elsst_bench.sweep import state, tuning_runs
+    from elsst_bench.training.recipes import PLAIN
 
     defaults = plan.runs[0].config
     done = [r for g in grid for r in g.done]
@@ -1006,9 +1054,12 @@ def ml_setup(plan, grid: list[Method], langs: dict[str, list[str]]) -> list[str]
         + f"{defaults.epochs} epoch{'s' if defaults.epochs > 1 else ''} at batch {defaults.batch_size}. Dev: the dev "
         f"split of {' and '.join(defaults.dev_languages)} (all four tasks, crosslingual de → en), once after the "
         "epoch: it picks the learning rate, not an epoch. Learning rate: for "
-        f"{', '.join(f'`{g.label}`' for g in tuned)} picked on dev with seed 0 from {' or '.join(map(str, sorted(rates)))} "
-        f"rates around the method's default (dev-only runs under `tuning/`, table below), then seeds "
-        f"{', '.join(map(str, seeds))} at that rate; every other method one seed at its default rate. Adapters at "
+        f"{', '.join(f'`{g.label}`' for g in tuned if g.planned[0].config.recipe == PLAIN)} picked on dev with seed 0 "
+        f"from {' or '.join(map(str, sorted(rates)))} rates around the method's default (dev-only runs under "
+        f"`tuning/`, table below), then seeds {', '.join(map(str, seeds))} at that rate"
+        + (f" ({', '.join(f'`{g.label}`' for g in tuned if g.planned[0].config.recipe != PLAIN)} at the rate of "
+           "the plain row of the same method)" if any(g.planned[0].config.recipe != PLAIN for g in tuned) else "")
+        + "; every other method one seed at its default rate. Adapters at "
         "the parameter count of LoRA r=8 (`--budget lora-r8`), EigenLoRAx at its natural size (K = 8 principal "
         "components of three LoRA r=8 sources trained dev-only on `definition`, the task the grid does not train "
         f"on). Test: {test}. "
@@ -1031,6 +1082,7 @@ def ml_section() -> list[str]:
     macro, _ = ml_macro_table(plan, grid)
     versus, _ = ml_versus_lora(grid, langs)
     zero, _ = ml_against_zero_shot(grid, langs)
+    recipes, _ = ml_recipe_comparison(grid, langs)
     tuning, _ = ml_tuning_table(plan, grid)
     heatmap = ml_heatmap(grid, langs)
     claims = CLAIMS_ML.read_text(encoding="utf-8").strip() if CLAIMS_ML.exists() else "(claims not written yet)"
@@ -1087,6 +1139,20 @@ def ml_section() -> list[str]:
         "from the sign of Δ.",
         "",
         zero,
+        "",
+        "### The graded recipe against its plain twins",
+        "",
+        "The English recipe comparison (section *Training recipes* below) picked `graded` with `min_grade=1` on dev: "
+        "every graded judgment of a sampled training query (the ancestors in `broader`, the direct neighbours in "
+        "`synonym` and `crosslingual`) joins as a row, with soft InfoNCE targets in proportion to the grades "
+        "(docs/recipes.md). Here it trains on this base at the rate dev picked for plain, so that each recipe row "
+        "and its plain twin differ in the recipe alone. Macro: graded nDCG@10 over the languages of the task, mean "
+        "± sd over the seeds both rows have; Δ macro: the difference of those means; Δ pooled: the mean difference "
+        "over the queries of every language of the task pooled (each query averaged over the seeds), with the "
+        f"paired Fisher randomization test; **✓**: significant after Holm's correction over the recipe rows of the "
+        f"task (α = {ALPHA}).",
+        "",
+        recipes,
         "",
         "### Learning rates picked on dev",
         "",

@@ -352,6 +352,59 @@ def test_multilingual_gains_against_zero_shot_per_language():
         assert r[-1] == f"gains in {gains}, losses in {losses} languages"
 
 
+@ml_done
+def test_multilingual_recipe_rows_are_paired_with_the_plain_row_that_differs_only_in_the_recipe():
+    """Each row of the recipe comparison on the multilingual base: the twin's runs have the recipe row's options on
+    every seed but for the recipe (and the loss it implies); the macros are metrics.json's over the paired seeds;
+    Δ pooled is the query-weighted mean over the task's languages (per-language means × query counts, from
+    metrics.json, not from the entries the report decodes); Holm's marks per task over the recipe rows."""
+    section = _ml_section("The graded recipe against its plain twins")
+    groups = _ml_groups()
+
+    def options(run: Path) -> dict:
+        record = json.loads((run / "config.json").read_text())["options"]
+        return {k: v for k, v in record.items() if k not in ("recipe", "recipe_options", "loss", "seed")}
+
+    def is_plain(runs: list[Path]) -> bool:
+        return json.loads((runs[0] / "config.json").read_text())["options"].get("recipe", "plain") == "plain"
+
+    recipe_rows = {k for k, runs in groups.items() if runs and not is_plain(runs) and any(
+        is_plain(other) and options(other[0]) == options(runs[0]) for other in groups.values() if other)}
+    rows = _rows(section)
+    if not recipe_rows:
+        assert "No recipe row has a plain twin" in section
+        return
+    assert {_key(r[0]) for r in rows} == recipe_rows
+    pvalues: dict[str, dict[str, float]] = {}
+    marks: dict[str, dict[str, bool]] = {}
+    for label, task, seeds, macro, twin, twin_macro, delta_macro, delta_pooled in rows:
+        task = task.strip("`")
+        mine = {p.name.rsplit("-s", 1)[1]: p for p in groups[_key(label)]}
+        theirs = {p.name.rsplit("-s", 1)[1]: p for p in groups[_key(twin)]}
+        paired = sorted(set(mine) & set(theirs))
+        assert seeds == ",".join(paired)
+        for seed in paired:
+            assert options(mine[seed]) == options(theirs[seed]), (label, seed)
+            assert is_plain([theirs[seed]]) and not is_plain([mine[seed]])
+        ours = [_metrics(mine[s])[task]["macro"][PRIMARY_METRIC] for s in paired]
+        base = [_metrics(theirs[s])[task]["macro"][PRIMARY_METRIC] for s in paired]
+        assert macro == _mean_sd(ours) and twin_macro == _mean_sd(base)
+        assert float(delta_macro) == pytest.approx(statistics.mean(ours) - statistics.mean(base), abs=1e-4)
+
+        def pooled_mean(run: Path) -> float:
+            per_lang = {lang: v for lang, v in _metrics(run)[task].items() if lang != "macro"}
+            total = sum(v["queries"] for v in per_lang.values())
+            return sum(v[PRIMARY_METRIC] * v["queries"] for v in per_lang.values()) / total
+
+        expected = statistics.mean(pooled_mean(mine[s]) - pooled_mean(theirs[s]) for s in paired)
+        assert float(delta_pooled.split(" ")[0]) == pytest.approx(expected, abs=1e-4), (label, task)
+        pvalues.setdefault(task, {})[label] = float(delta_pooled.split("p=")[1].split(")")[0])
+        marks.setdefault(task, {})[label] = delta_pooled.endswith("**✓**")
+    for task, ps in pvalues.items():
+        if all(abs(p - 0.05 / k) > 1e-4 for p in ps.values() for k in range(1, len(ps) + 1)):
+            assert marks[task] == _holm(ps), task
+
+
 def test_multilingual_tuning_table_stars_the_best_dev_score():
     """Every tuning run of the plan, its lr and dev score from config.json; ★ on the highest best_dev_score of each
     method, and only once all of the method's rates are complete."""
