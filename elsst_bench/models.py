@@ -159,6 +159,31 @@ def locate(identity: dict) -> str:
     return str(location)
 
 
+def locate_base(identity: dict) -> str:
+    """Where the base model named by ``identity`` lives on this machine, from its name and sha256 alone (what a
+    leaderboard entry records: no location).
+
+    An offline base as :func:`locate` finds it; any other by its name, which is where it was loaded from: a
+    directory, whose weights must hash to the recorded sha256, or a hub id (loadable only online). A base that
+    is not here, or whose weights differ, raises a one-line BenchError.
+    """
+    name, sha = identity.get("name"), identity.get("sha256")
+    if _offline_name(name) is not None:
+        return locate(identity)
+    if not isinstance(name, str) or not name.strip():
+        raise BenchError("the base model has no name")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        here = weights_sha256(str(path))
+        if sha and here != sha:
+            raise BenchError(f"base model {name} has sha256 {str(here)[:12]}… on this machine, not the recorded "
+                             f"{sha[:12]}…")
+        return str(path)
+    if path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1:
+        raise BenchError(f"base model {name} is not on this machine")
+    return name
+
+
 def load_sentence_transformer(name_or_path: str | None, device: str | None = "cpu"):
     """Load a SentenceTransformer, turning load failures into one-line ``BenchError``s."""
     name, location = resolve_model(name_or_path)

@@ -65,10 +65,16 @@ def perturb(rows: list[list[str]], seed: int) -> list[list[str]]:
     return out
 
 
+#: LoRA r=8 on all-MiniLM-L6-v2's 36 block linears, what ``submit`` re-counts for :func:`make_run`'s default setup
+LORA_R8_MINILM = 331_776
+
+
 def make_run(base: Path, target: Path, *, seed: int = 0, adapter: str = "lora", rank: int = 8, lr: float = 3e-3,
-             trainable_params: int = 73_728, perturb_seed: int | None = None, name: str | None = None,
+             trainable_params: int = LORA_R8_MINILM, perturb_seed: int | None = None, name: str | None = None,
              tasks: tuple[str, ...] | None = None, languages: tuple[str, ...] | None = None) -> Path:
-    """A training-run-shaped directory from ``base``'s rankings (perturbed unless ``perturb_seed`` is -1)."""
+    """A training-run-shaped directory from ``base``'s rankings (perturbed unless ``perturb_seed`` is -1). Its
+    ``trainable_params`` must be what ``adapter`` at ``rank`` trains on all-MiniLM-L6-v2 (``submit`` re-counts
+    it), unless the adapter is not one of elsst-bench's."""
     target.mkdir(parents=True)
     (target / "rankings").mkdir()
     chosen = perturb_seed if perturb_seed is not None else seed

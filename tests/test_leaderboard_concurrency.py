@@ -18,10 +18,11 @@ N = 20
 def test_twenty_concurrent_submissions(small_dataset, tmp_path):
     base = evaluated_run(str(small_dataset.path))
     board = new_board(tmp_path, small_dataset)
-    # Distinct runs: each a different seed and a different perturbation of the same valid rankings. Two tasks keep
-    # the 20 processes light; what is under test is the lock and the atomic writes.
-    runs = [make_run(base, tmp_path / "runs" / f"run{k:02d}", seed=k, tasks=("broader", "definition"))
-            for k in range(N)]
+    # Distinct runs: each a different seed and a different perturbation of the same valid rankings. Two tasks and
+    # an adapter that trains nothing keep the 20 processes light (re-counting a trained adapter's parameters would
+    # import torch and transformers in each, seconds of CPU); what is under test is the lock and the atomic writes.
+    runs = [make_run(base, tmp_path / "runs" / f"run{k:02d}", seed=k, adapter="none", trainable_params=0,
+                     tasks=("broader", "definition")) for k in range(N)]
     env = {**os.environ, **ENV, "NUMBA_NUM_THREADS": "1"}  # 20 processes on a small machine: no thread pools
     procs = [subprocess.Popen([str(EXE), "submit", str(run), "--leaderboard", str(board), "--dataset",
                                str(small_dataset.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -52,7 +53,7 @@ def test_concurrent_duplicates_store_one_entry(small_dataset, tmp_path):
     """The duplicate check is repeated under the lock: of two simultaneous submissions of one run, one wins."""
     base = evaluated_run(str(small_dataset.path))
     board = new_board(tmp_path, small_dataset)
-    run = make_run(base, tmp_path / "run", seed=3, tasks=("definition",))
+    run = make_run(base, tmp_path / "run", seed=3, adapter="none", trainable_params=0, tasks=("definition",))
     env = {**os.environ, **ENV, "NUMBA_NUM_THREADS": "1"}
     procs = [subprocess.Popen([str(EXE), "submit", str(run), "--leaderboard", str(board), "--dataset",
                                str(small_dataset.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -123,8 +123,8 @@ def board(small_dataset, tmp_path_factory):
     runs = [base,
             make_run(base, root / "lora-s0", seed=0),
             make_run(base, root / "lora-s1", seed=1),
-            make_run(base, root / "dora-s0", seed=0, adapter="dora", trainable_params=79_872, perturb_seed=5),
-            make_run(base, root / "vera-en", seed=0, adapter="vera", trainable_params=1_536, perturb_seed=9,
+            make_run(base, root / "dora-s0", seed=0, adapter="dora", trainable_params=352_512, perturb_seed=5),
+            make_run(base, root / "vera-en", seed=0, adapter="vera", trainable_params=21_024, perturb_seed=9,
                      tasks=("broader",), languages=("en",))]
     for run in runs:
         submit(run, board, dataset=small_dataset.path)

@@ -164,6 +164,7 @@ def test_truncated_gzip_file(env, cli):
 
 # ----- one edit of config.json: (edit(config), fragments, via) --------------------------------------------------
 OTHER_FINGERPRINT = "1234567890ab" + "0" * 52
+LORA_R8 = "lora at rank 8 on sentence-transformers/all-MiniLM-L6-v2"
 
 
 def pop(key):
@@ -190,11 +191,23 @@ CONFIG_EDITS = {
     "model without a name": (update(model={"sha256": "x"}), ("config.json lacks model.name",), IN_PROCESS),
     "dev-only run": (lambda config: config.setdefault("options", {}).update(test=False),
                      ("is a dev-only run (trained with --no-test): it has no test rankings to submit",), CLI),
-    # what --verify would refuse in the stored entry is never written (the same check, entry.check_shape)
+    # what --verify would refuse in the stored entry is never written (the same checks: entry.check_shape, and
+    # params.check_trainable_params, which re-counts LoRA r=8 on all-MiniLM-L6-v2 from the config's setup)
     "option of the wrong type": (lambda config: config["options"].update(rank="8"),
                                  ("config.json: options.rank must be an integer, got '8'",), IN_PROCESS),
     "no trainable params for a trained adapter": (
-        update(trainable_params=0), ("config.json: trainable_params is 0, but adapter lora trains parameters",),
+        update(trainable_params=0), (f"config.json: trainable_params is 0, but {LORA_R8} trains 331776",),
+        IN_PROCESS),
+    "trainable params the setup does not train": (
+        update(trainable_params=99_999), (f"config.json: trainable_params is 99999, but {LORA_R8} trains 331776",),
+        CLI),
+    "a rank the method refuses": (
+        lambda config: config.update(adapter="hra", trainable_params=1) or config["options"].update(rank=7),
+        ("config.json: cannot re-count trainable_params of hra at rank 7 on sentence-transformers/all-MiniLM-L6-v2: "
+         "hra needs an even rank",), IN_PROCESS),
+    "a base model that is not on this machine": (
+        update(model={"name": "/nowhere/encoder", "sha256": None}),
+        ("config.json: cannot re-count trainable_params: base model /nowhere/encoder is not on this machine",),
         IN_PROCESS),
 }
 

@@ -229,3 +229,127 @@ def test_a_malformed_entry_stops_render_and_listing_too(board, small_dataset, tm
 def test_the_untouched_copy_verifies(board, small_dataset, tmp_path):
     """The control: the copied board passes, so each refusal above is about its one edit."""
     assert verify(copy_of(board, tmp_path), small_dataset.path).startswith(f"{tmp_path / 'board'}: 2 entries")
+
+
+# ----- trainable_params: re-counted from the base model, adapter and options the entry states -------------------
+def rewrite(board: Path, path: Path, entry: dict) -> Path:
+    """Store an edited entry as a careful forger would: id and file name recomputed, pages re-rendered. Returns
+    the new entry file."""
+    entry["id"] = entry_id(entry["model"], entry["adapter"], entry["seed"], entry["rankings"]["sha256"])
+    path.unlink()
+    edited = path.parent / filename(entry)
+    edited.write_text(atomic.dumps_json(entry), encoding="utf-8")
+    store.rerender(board, read_benchmark(board))
+    return edited
+
+
+def test_a_hand_edited_trainable_params_is_refused(board, small_dataset, tmp_path, cli):
+    """Every other check passes (the count is covered by neither the id nor the rankings, and the pages show the
+    edited number): the count the entry's setup trains does not."""
+    copy = copy_of(board, tmp_path)
+    path, entry = lora_entry(copy)
+    entry["trainable_params"] = 99_999
+    edited = rewrite(copy, path, entry)
+    refused(copy, small_dataset, cli, edited.name,
+            "trainable_params is 99999, but lora at rank 8 on sentence-transformers/all-MiniLM-L6-v2 trains 331776")
+
+
+def test_a_base_model_that_is_not_here_is_refused(board, small_dataset, tmp_path, cli):
+    """Without its base model the count cannot be made: one line, not a silent pass."""
+    copy = copy_of(board, tmp_path)
+    path, entry = lora_entry(copy)
+    entry["model"] = {"name": "/nowhere/encoder", "sha256": None}
+    edited = rewrite(copy, path, entry)
+    refused(copy, small_dataset, cli, edited.name,
+            "cannot re-count trainable_params: base model /nowhere/encoder is not on this machine")
+
+
+def test_a_method_of_its_own_is_taken_as_stated_and_said_so(board, small_dataset, tmp_path):
+    """A submitter's own method cannot be re-counted; the summary line says how many entries that is."""
+    copy = copy_of(board, tmp_path)
+    path, entry = lora_entry(copy)
+    entry["adapter"], entry["trainable_params"] = "team-x-adapter", 12_345
+    rewrite(copy, path, entry)
+    summary = verify(copy, small_dataset.path)
+    assert "trainable_params re-counted but for 1 entry of methods elsst-bench does not implement" in summary
+    assert "trainable_params re-counted;" in verify(board, small_dataset.path)  # the untouched board: all counted
+
+
+#: Setups beyond each method's default (rank 8, its default options) — a new method is covered by its default
+#: setup without editing this table. ``exact``: the entry determines the count; otherwise data it does not hold
+#: (EigenLoRAx's sources without ``k``, GeLoRA's texts in mode=bound) and the built count must be one of those
+#: re-counted.
+SETUPS = {
+    "lora": [({"budget": "lora-r4"}, True), ({"rank": 4, "options": {"target_modules": ["query", "value"]}}, True)],
+    "orthogeolora": [({"budget": "lora-r8", "options": {"init": "spectral"}}, True)],
+    "gelora": [({"budget": "lora-r8"}, True), ({"options": {"mode": "bound"}}, False)],
+    "smoa": [({"options": {"k": 4}}, True), ({"budget": "lora-r4", "options": {"k": 3}}, True)],
+    "eigenlorax": [({"options": {"k": 4, "k_gs": 2}}, True), ({"budget": "lora-r8"}, True)],
+    "pica": [({"options": {"shared": False}}, True), ({"budget": "lora-r8"}, True)],
+    "dora": [({"budget": "lora-r8"}, True)],  # the solver sets a rank_pattern
+    "pissa": [({"budget": "lora-r4", "options": {"alpha": 4}}, True)],
+    "vera": [({"budget": "lora-r8"}, True)],
+    "hra": [({"rank": 4}, True), ({"budget": "lora-r8"}, True)],
+}
+
+
+def recount_cases():
+    from elsst_bench.adapters import available_methods
+
+    cases = []
+    for name in available_methods():  # every method of the registry
+        default = ({}, name != "eigenlorax")  # EigenLoRAx's k comes from its sources unless named
+        for k, (setup, exact) in enumerate([default, *SETUPS.get(name, [])]):
+            cases.append(pytest.param(name, setup, exact, id=f"{name}-{k}"))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def tiny_lora_sources(tmp_path_factory):
+    """Two LoRA r=8 runs' adapters on the tests' tiny base (random B): EigenLoRAx's sources."""
+    import torch
+
+    from elsst_bench.adapters import adapted_layers, apply_adapter, save_adapter
+    from elsst_bench.models import load_sentence_transformer
+
+    root = tmp_path_factory.mktemp("tiny-sources")
+    dirs = []
+    for i in range(2):
+        model = load_sentence_transformer(None)
+        apply_adapter(model, "lora", rank=8)
+        generator = torch.Generator().manual_seed(i)
+        with torch.no_grad():
+            for layer in adapted_layers(model).values():
+                layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=generator) * 0.01)
+        dirs.append(str(save_adapter(model, root / f"lora{i}")))
+    return dirs
+
+
+@pytest.mark.parametrize("name, setup, exact", recount_cases())
+def test_the_recount_is_what_training_builds(name, setup, exact, tiny_lora_sources):
+    """For every method of the registry: the count re-made from an entry's setup equals the count ``train``
+    records after building the method (``_make_trainable``) on the tests' tiny base; one more is refused."""
+    from types import SimpleNamespace
+
+    from adapter_fixtures import PAIRS, TEXTS
+
+    from elsst_bench.adapters import method_info
+    from elsst_bench.leaderboard.params import check_trainable_params, expected_trainable_params
+    from elsst_bench.models import load_sentence_transformer, model_identity, portable_identity
+    from elsst_bench.training.run import _make_trainable
+
+    identity = portable_identity(model_identity(None))  # the tiny base ($ELSST_BENCH_MODEL)
+    options = {"rank": setup.get("rank", 8), "budget": setup.get("budget"), "options": setup.get("options", {})}
+    info = method_info(name)
+    built = 0
+    if info.trains:
+        pairs = SimpleNamespace(anchors=TEXTS + [t for pair in PAIRS for t in pair])
+        built = _make_trainable(load_sentence_transformer(None), info, {"adapter": name, "model": identity, **options},
+                                pairs, tiny_lora_sources)
+    entry = {"model": {"name": identity["name"], "sha256": identity["sha256"]}, "adapter": name,
+             "options": {k: v for k, v in options.items() if v is not None}, "trainable_params": built}
+    expected = expected_trainable_params(entry)
+    assert built in expected.counts and (len(expected.counts) == 1) == exact, (built, expected)
+    check_trainable_params(entry, "entry.json")
+    with pytest.raises(DataError, match=rf"^entry.json: trainable_params is {built + 1}, but {name}"):
+        check_trainable_params({**entry, "trainable_params": built + 1}, "entry.json")

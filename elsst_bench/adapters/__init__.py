@@ -19,6 +19,8 @@ Public API (this module is the only public surface; everything below is importab
     read_adapter_config(directory) -> dict; read_adapter_tensors(directory) -> dict[str, Tensor]
     adapter_config(model) -> dict                         # what save_adapter writes to adapter_config.json
     trainable_parameters(model) -> list[nn.Parameter]; count_trainable(model) -> int
+    planned_counts(model, name, rank=8, *, target_modules=None, budget=None, **options) -> Sequence[int]
+                                                          # what apply_adapter would train, from shapes alone
     budget_params(model, budget="lora-r8", target_modules=None) -> int
     adapter_spectra(model) -> {layer: {"singular_values": [...], "effective_rank": float}}
     delta_weights(model) -> {layer: ΔW}; effective_rank(singular_values) -> float
@@ -90,7 +92,7 @@ from .registry import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - what __getattr__ resolves, for type checkers and editors
-    from .apply import adapted_layers, apply_adapter, merge_adapter
+    from .apply import adapted_layers, apply_adapter, merge_adapter, planned_counts
     from .gelora import apportion, twonn_dimension
     from .io import adapter_config, load_adapter, load_adapter_weights, read_adapter_tensors, save_adapter
     from .layers import AdaptedLinear
@@ -110,6 +112,7 @@ _LAZY = {
     "count_trainable": ".targets",
     "apply_adapter": ".apply",
     "merge_adapter": ".apply",
+    "planned_counts": ".apply",
     "adapted_layers": ".apply",
     "save_adapter": ".io",
     "load_adapter": ".io",
@@ -181,6 +184,7 @@ __all__ = [
     "merge_adapter",
     "method_info",
     "parse_budget",
+    "planned_counts",
     "read_adapter_config",
     "read_adapter_tensors",
     "register",

@@ -4,12 +4,14 @@
 optionally solves a parameter budget (:mod:`.budget`), freezes the whole model and lets the method replace
 the target layers; the adapter's state (:class:`~.method.AdapterState`) is kept on the inner Hugging Face
 model. ``merge_adapter`` folds ΔW into the base weights and puts the original ``nn.Linear`` objects back.
+``planned_counts`` settles targets, options, budget and rank with the same helpers as ``apply_adapter`` and
+counts what it would train, without building anything (what the leaderboard re-counts an entry with).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from torch import nn
 
@@ -54,31 +56,12 @@ def _apply(model, name, rank, *, target_modules, budget, base_model, options, re
             "merge it or load a fresh model first"
         )
     rank = positive_int(rank, "rank")
-    if target_modules is None and restore is None:
-        target_modules = method.default_target_modules(options)
-    targets = find_target_modules(model, target_modules)
+    targets = _targets(method, model, target_modules, options, restore)
     shapes = shapes_of(targets)
-
-    unknown = sorted(set(options) - set(method.defaults) - set(method.inputs))
-    if unknown:
-        known = sorted(set(method.defaults) | set(method.inputs))
-        raise AdapterError(
-            f"unknown option {', '.join(unknown)} for adapter '{name}'; known: {', '.join(known) or 'none'}"
-        )
-    inputs = {k: options[k] for k in method.inputs if k in options}
-    plain = {k: v for k, v in options.items() if k not in method.inputs}
+    inputs, plain = _split_options(method, name, options)
     if restore is None:
         plain = method.prepare(model, targets, inputs, plain)
-
-    budget_info = None
-    if budget is not None:
-        resolved = method.resolve_options(rank, plain, shapes)
-        rank, plain, budget_info = solve_budget(method, shapes, budget, rank, resolved)
-        if "alpha" in plain and "alpha" not in options:
-            plain["alpha"] = None  # α follows the solved rank (α = 2r) unless the caller fixed it
-    method.validate_rank(rank, shapes)
-    resolved = method.resolve_options(rank, plain, shapes)
-    method.check_rank_options(rank, resolved)
+    rank, resolved, budget_info = _settle(method, shapes, rank, plain, budget, options)
 
     fingerprint = base_fingerprint(targets)
     identity = base_model if base_model is not None else module_identity(model)
@@ -105,6 +88,83 @@ def _apply(model, name, rank, *, target_modules, budget, base_model, options, re
     if budget_info is not None:
         state.extra["budget"] = record_achieved(budget_info, count_trainable(model))
     return list(layers.values())
+
+
+def _targets(method, model, target_modules, options: dict, restore) -> dict[str, nn.Linear]:
+    """The target linears: those named, else the method's default (EigenLoRAx: its sources'), else every block
+    linear."""
+    if target_modules is None and restore is None:
+        target_modules = method.default_target_modules(options)
+    return find_target_modules(model, target_modules)
+
+
+def _split_options(method, name: str, options: dict) -> tuple[dict, dict]:
+    """``(apply-time inputs, options)`` of the caller's keyword options; an unknown one raises AdapterError."""
+    unknown = sorted(set(options) - set(method.defaults) - set(method.inputs))
+    if unknown:
+        known = sorted(set(method.defaults) | set(method.inputs))
+        raise AdapterError(
+            f"unknown option {', '.join(unknown)} for adapter '{name}'; known: {', '.join(known) or 'none'}"
+        )
+    inputs = {k: options[k] for k in method.inputs if k in options}
+    plain = {k: v for k, v in options.items() if k not in method.inputs}
+    return inputs, plain
+
+
+def _settle(method, shapes, rank: int, plain: dict, budget: str | None, given: dict) -> tuple[int, dict, dict | None]:
+    """``(rank, resolved options, budget info)``: the budget solved (when one is given), the rank validated on the
+    ``shapes``, the options resolved and checked against the rank. ``given``: the caller's own options (an α
+    they fixed is kept when a budget changes the rank)."""
+    budget_info = None
+    if budget is not None:
+        resolved = method.resolve_options(rank, plain, shapes)
+        rank, plain, budget_info = solve_budget(method, shapes, budget, rank, resolved)
+        if "alpha" in plain and "alpha" not in given:
+            plain["alpha"] = None  # α follows the solved rank (α = 2r) unless the caller fixed it
+    method.validate_rank(rank, shapes)
+    resolved = method.resolve_options(rank, plain, shapes)
+    method.check_rank_options(rank, resolved)
+    return rank, resolved, budget_info
+
+
+def planned_counts(
+    model: nn.Module,
+    name: str,
+    rank: int = 8,
+    *,
+    target_modules: str | Iterable[str] | None = None,
+    budget: str | None = None,
+    **options: Any,
+) -> Sequence[int]:
+    """The trainable-parameter counts ``apply_adapter(model, name, rank, ...)`` can leave, from the target shapes
+    alone: no layer is built, no weight is read (``model`` may live on the ``meta`` device).
+
+    The targets, options, budget and rank are settled exactly as ``apply_adapter`` settles them (the same
+    helpers), then the method counts (:meth:`~.method.Method.possible_counts`). One count, unless an apply-time
+    input the caller does not pass decides it: EigenLoRAx's ``k`` when the options name none (its sources
+    decide, :meth:`~.method.Method.apply_time_options`; the targets are then the default ones, as the sources'
+    are unless they were trained on others), GeLoRA's per-block ranks unless ``layer_ranks`` is given (the
+    intrinsic dimensions of its texts decide). Then every count those inputs can give, in increasing order (a
+    ``range`` when there are many). Bad options raise AdapterError, as ``apply_adapter`` would.
+    """
+    method = get_method(name)
+    rank = positive_int(rank, "rank")
+    targets = _targets(method, model, target_modules, options, None)
+    shapes = shapes_of(targets)
+    inputs, plain = _split_options(method, name, options)
+    found: list[Sequence[int]] = []
+    error = None
+    for variant in method.apply_time_options(plain):
+        try:
+            solved, resolved, _ = _settle(method, shapes, rank, dict(variant), budget, options)
+            found.append(method.possible_counts(shapes, solved, resolved, inputs))
+        except AdapterError as err:  # an input this variant assumes cannot exist with these options
+            error = error or err
+    if not found:
+        raise error
+    if len(found) == 1:
+        return found[0]
+    return tuple(sorted(set().union(*found)))
 
 
 def apply_exact(model: nn.Module, config: dict, options: dict) -> list[nn.Module]:

@@ -155,6 +155,12 @@ class EigenLoRAx(NativeMethod):
     def count(self, shapes, rank, options):
         return sum(2 * (options["k"] + options["k_gs"]) * rank for _ in shapes)
 
+    def apply_time_options(self, options):
+        """Without ``k``, :meth:`prepare` takes min(8, Σr_i − 1) from the sources: any k from 1 to 8."""
+        if options.get("k") is not None:
+            return [options]
+        return [dict(options, k=k) for k in range(1, DEFAULT_K + 1)]
+
     def budget_candidates(self, shapes, rank, options):
         smallest = min(min(s) for s in shapes.values())
         for k_gs in range(0, smallest - options["k"] + 1):

@@ -144,6 +144,36 @@ class GeLoRA(NativeMethod):
         # mode=budget spends the total rank r·L; with identical blocks that is exactly LoRA rank r's count
         return sum(rank * (d_out + d_in) for d_out, d_in in shapes.values())
 
+    def possible_counts(self, shapes, rank, options, inputs):
+        """Exact with ``layer_ranks``, or in mode=budget when every block has the same Σ(d_in + d_out) and no
+        block can reach its cap (a block gets at most r·L − (L − 1)): then r·L·Σ per block, :meth:`count`.
+        Otherwise the hidden states of the texts decide the ranks r_ℓ (1 ≤ r_ℓ ≤ the block's cap; mode=budget:
+        Σ r_ℓ ≤ r·L), and every count they can give is returned: the multiples of the per-block sum from L to
+        the largest Σ r_ℓ times it when the blocks are alike, else every number from all ranks 1 to all at their
+        caps."""
+        blocks: dict[int, list[str]] = {}
+        for name in shapes:
+            index = block_index(name)
+            if index is None:
+                raise AdapterError(f"gelora needs target modules inside numbered transformer blocks; {name} is not")
+            blocks.setdefault(index, []).append(name)
+        sums = {b: sum(d_out + d_in for d_out, d_in in (shapes[n] for n in names)) for b, names in blocks.items()}
+        caps = {b: min(min(shapes[n]) for n in names) for b, names in blocks.items()}
+        given = inputs.get("layer_ranks")
+        if given is not None:
+            ranks = _checked_ranks(given, caps)
+            return (sum(ranks[b] * sums[b] for b in blocks),)
+        n = len(blocks)
+        alike = len(set(sums.values())) == 1
+        budget = options["mode"] == "budget"
+        if budget and alike and rank * n - (n - 1) <= min(caps.values()):
+            return (self.count(shapes, rank, options),)
+        most = min(rank * n, sum(caps.values())) if budget else sum(caps.values())
+        if alike:
+            step = next(iter(sums.values()))
+            return range(n * step, most * step + 1, step)
+        return range(sum(sums.values()), sum(caps[b] * sums[b] for b in blocks) + 1)
+
     def budget_candidates(self, shapes, rank, options):
         if options.get("mode") == "bound":
             raise AdapterError("gelora's mode=bound chooses its own ranks; a budget needs mode=budget")
@@ -164,18 +194,7 @@ class GeLoRA(NativeMethod):
                 for b, names in blocks.items()}
         given = ctx.restore.get("layer_ranks") if ctx.restore else ctx.inputs.get("layer_ranks")
         if given is not None:
-            try:
-                ranks = {int(k): positive_int(v, f"gelora rank of block {k}") for k, v in dict(given).items()}
-            except (TypeError, ValueError):
-                raise AdapterError("gelora layer_ranks must map block indices to positive integers") from None
-            if set(ranks) != set(blocks):
-                raise AdapterError(
-                    f"gelora layer_ranks name blocks {sorted(ranks)} but the target modules lie in "
-                    f"blocks {sorted(blocks)}"
-                )
-            for b, r in ranks.items():
-                if r > caps[b]:
-                    raise AdapterError(f"gelora rank {r} of block {b} is larger than min(d_in, d_out) = {caps[b]}")
+            ranks = _checked_ranks(given, caps)
             if ctx.restore:
                 for key in ("intrinsic_dims", "id_bounds", "id_tokens"):
                     if key in ctx.restore:
@@ -220,6 +239,22 @@ class GeLoRA(NativeMethod):
         rank = ctx.scratch["ranks"][block_index(name)]
         alpha = ctx.options["alpha"] if ctx.options["alpha"] is not None else 2 * rank
         return LoRALinear(base, rank, alpha)
+
+
+def _checked_ranks(given, caps: dict[int, int]) -> dict[int, int]:
+    """``layer_ranks`` (``{block: rank}``, keys may be strings) checked against the blocks and their ``caps``."""
+    try:
+        ranks = {int(k): positive_int(v, f"gelora rank of block {k}") for k, v in dict(given).items()}
+    except (TypeError, ValueError):
+        raise AdapterError("gelora layer_ranks must map block indices to positive integers") from None
+    if set(ranks) != set(caps):
+        raise AdapterError(
+            f"gelora layer_ranks name blocks {sorted(ranks)} but the target modules lie in blocks {sorted(caps)}"
+        )
+    for b, r in ranks.items():
+        if r > caps[b]:
+            raise AdapterError(f"gelora rank {r} of block {b} is larger than min(d_in, d_out) = {caps[b]}")
+    return ranks
 
 
 def gelora_ranks(config: dict[str, Any]) -> dict[int, int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -149,6 +149,20 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def count(self, shapes: dict[str, tuple[int, int]], rank: int, options: dict) -> int:
         """Exact trainable-parameter count on modules of these ``shapes``."""
+
+    def possible_counts(
+        self, shapes: dict[str, tuple[int, int]], rank: int, options: dict, inputs: dict[str, Any]
+    ) -> Sequence[int]:
+        """Every trainable-parameter count the applied method can have on these ``shapes`` with this rank, these
+        resolved ``options`` and these apply-time ``inputs`` (only what a caller states: no texts are read, no
+        sources loaded): ``(count,)``, unless inputs it is not given decide (GeLoRA's ranks). What
+        :func:`~.apply.planned_counts` reports."""
+        return (self.count(shapes, rank, options),)
+
+    def apply_time_options(self, options: dict) -> list[dict]:
+        """The options :meth:`prepare` may settle from inputs a plan does not have, one dict per possibility
+        (EigenLoRAx: each ``k`` its sources can give, when none is named); default ``[options]``."""
+        return [options]
 
     def budget_candidates(
         self, shapes: dict[str, tuple[int, int]], rank: int, options: dict

@@ -8,6 +8,7 @@ the generated ``README.md`` and ``index.html``. Modules, one idea each:
 - :mod:`.validate` — what a submitted run directory must satisfy;
 - :mod:`.codec` — the compact top-10 rankings stored in an entry (and why the top 10 is exact);
 - :mod:`.entry` — the entry document, its id, scoring and re-scoring;
+- :mod:`.params` — ``trainable_params`` re-counted from an entry's base model, adapter and options;
 - :mod:`.board` — grouping entries into ranked rows (mean ± std over seeds);
 - :mod:`.render` — README.md, index.html and the terminal table;
 - :mod:`.store` — files on disk, the lock, atomic writes;

@@ -19,8 +19,10 @@ is never read. An *exact duplicate* is an entry with the same id: same model, ad
 Every entry read from disk, and every entry ``submit`` builds, passes :func:`check_shape`: each field above is
 there, of its type, and nothing else is (one line naming the file and the field otherwise). The fields the id does
 not cover and the rankings cannot re-compute (name, ``trainable_params``, options, run, versions, date) are
-checked for type and consistency only: a name is one line, ``trainable_params`` is 0 exactly for an adapter that
-trains nothing (``none``), the date is a real day not after today.
+checked here for type and consistency only: a name is one line, ``trainable_params`` is 0 exactly for an adapter
+that trains nothing (``none``), the date is a real day not after today. ``trainable_params`` is moreover
+re-counted from the entry's base model, adapter and options by ``submit`` and ``--verify`` (:mod:`.params`;
+that needs the base model, so the listing and ``--render``, which read entries through this check, do not).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """``elsst-bench submit``: validate a run, re-score it from its rankings, store it as an entry.
 
 Order: the cheap checks first (``benchmark.json``, the run's ``config.json`` and dataset fingerprint), then the
-benchmark's dataset (see :mod:`.benchmark`), then every ranking file, then the scores, then — under the lock —
-the duplicate check and the writes. Any refusal raises :class:`~elsst_bench.errors.DataError` before a single
-leaderboard file is touched.
+run's ``trainable_params`` re-counted from its base model, adapter and options (:mod:`.params`, the check
+``--verify`` makes of every entry), then the benchmark's dataset (see :mod:`.benchmark`), then every ranking file,
+then the scores, then — under the lock — the duplicate check and the writes. Any refusal raises
+:class:`~elsst_bench.errors.DataError` before a single leaderboard file is touched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import store
 from .benchmark import DEFAULT_LEADERBOARD, benchmark_dataset, read_benchmark
 from .board import LABELS
 from .entry import build, check_name, identity
+from .params import check_trainable_params
 from .validate import validate_config, validate_run
 
 
@@ -56,6 +58,7 @@ def submit(run_dir, leaderboard=DEFAULT_LEADERBOARD, *, name: str | None = None,
     check_name(name)
     bench = read_benchmark(leaderboard)
     config = validate_config(run_dir, bench)
+    check_trainable_params(config, f"{run_dir}/config.json")
     ds = benchmark_dataset(bench, dataset)
     sub = validate_run(run_dir, bench, ds, config)
     eid = identity(sub)[0]
