@@ -134,3 +134,20 @@ def train_steps(model, params, steps: int = 2, lr: float = 1e-2, pairs=PAIRS) ->
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.detach().double() - b.detach().double()).abs().max())
+
+
+def random_lora_sources(root, load_model, count: int = 2) -> list[str]:
+    """``count`` saved LoRA r=8 adapters of ``load_model()`` with random B (seeded by their index), under
+    ``root``: EigenLoRAx's sources."""
+    from elsst_bench.adapters import adapted_layers, apply_adapter, save_adapter
+
+    dirs = []
+    for i in range(count):
+        model = load_model()
+        apply_adapter(model, "lora", rank=8)
+        generator = torch.Generator().manual_seed(i)
+        with torch.no_grad():
+            for layer in adapted_layers(model).values():
+                layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=generator) * 0.01)
+        dirs.append(str(save_adapter(model, root / f"lora{i}")))
+    return dirs

@@ -19,6 +19,7 @@ from adapter_fixtures import (
     fresh_default,
     max_diff,
     one_intra_op_thread,
+    random_lora_sources,
     train_steps,
 )
 from elsst_bench.adapters import (
@@ -85,17 +86,7 @@ def shapes(base):
 @pytest.fixture(scope="module")
 def lora_sources(tmp_path_factory):
     """Two saved LoRA adapters of the default model with random B (EigenLoRAx sources)."""
-    root = tmp_path_factory.mktemp("sources")
-    dirs = []
-    for i in range(2):
-        model = fresh_default()
-        apply_adapter(model, "lora")
-        generator = torch.Generator().manual_seed(i)
-        with torch.no_grad():
-            for layer in adapted_layers(model).values():
-                layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=generator) * 0.01)
-        dirs.append(str(save_adapter(model, root / f"lora{i}")))
-    return dirs
+    return random_lora_sources(tmp_path_factory.mktemp("sources"), fresh_default)
 
 
 def extra_options(name, lora_sources):

@@ -307,22 +307,11 @@ def recount_cases():
 @pytest.fixture(scope="module")
 def tiny_lora_sources(tmp_path_factory):
     """Two LoRA r=8 runs' adapters on the tests' tiny base (random B): EigenLoRAx's sources."""
-    import torch
+    from adapter_fixtures import random_lora_sources
 
-    from elsst_bench.adapters import adapted_layers, apply_adapter, save_adapter
     from elsst_bench.models import load_sentence_transformer
 
-    root = tmp_path_factory.mktemp("tiny-sources")
-    dirs = []
-    for i in range(2):
-        model = load_sentence_transformer(None)
-        apply_adapter(model, "lora", rank=8)
-        generator = torch.Generator().manual_seed(i)
-        with torch.no_grad():
-            for layer in adapted_layers(model).values():
-                layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=generator) * 0.01)
-        dirs.append(str(save_adapter(model, root / f"lora{i}")))
-    return dirs
+    return random_lora_sources(tmp_path_factory.mktemp("tiny-sources"), lambda: load_sentence_transformer(None))
 
 
 @pytest.mark.parametrize("name, setup, exact", recount_cases())
