@@ -24,6 +24,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import BenchError, DataError
+from .jsontypes import INTEGER, OBJECT, TEXT
 
 CONFIG = "config.json"
 ADAPTER_DIR = "adapter"
@@ -58,8 +59,7 @@ def read_config(run_dir: str | Path, *, hint: str | None = None) -> dict:
 
 #: What a complete training run's ``config.json`` must hold for the commands that read it (evaluate, export,
 #: inspect, submit): each field and its JSON type.
-COMPLETE_FIELDS = {"adapter": str, "model": dict, "trainable_params": int}
-_JSON_TYPES = {str: "a string", dict: "an object", int: "an integer"}
+COMPLETE_FIELDS = {"adapter": TEXT, "model": OBJECT, "trainable_params": INTEGER}
 
 
 def read_complete(run_dir: str | Path, *, hint: str | None = None) -> dict:
@@ -69,12 +69,11 @@ def read_complete(run_dir: str | Path, *, hint: str | None = None) -> dict:
     path = Path(run_dir) / CONFIG
     if config.get("status") != "complete" and config.get("kind") != "zero-shot":  # evaluate's zero-shot record
         raise BenchError(f"run {run_dir} is not complete (status: {config.get('status')}); finish it with --resume")
-    for key, kind in COMPLETE_FIELDS.items():
+    for key, (ok, what) in COMPLETE_FIELDS.items():
         if key not in config:
             raise DataError(f"{path} has no {key!r} field; it was not written by elsst-bench train, or was damaged")
-        value = config[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise DataError(f"{path}: {key!r} should be {_JSON_TYPES[kind]}, not {json.dumps(value)[:40]}")
+        if not ok(config[key]):
+            raise DataError(f"{path}: {key!r} should be {what}, not {json.dumps(config[key])[:40]}")
     if not isinstance(config["model"].get("name"), str):
         raise DataError(f"{path}: 'model' names no base model (no string 'name')")
     return config

@@ -47,7 +47,6 @@ import json
 import string
 import time
 import tomllib
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +55,7 @@ from typing import Any, Callable
 from . import atomic, runs
 from .outputs import check_run_id
 from .errors import BenchError
+from .jsontypes import accepts, hint_name
 from .training import TrainConfig
 
 SUBMITTED = "submitted.json"
@@ -116,40 +116,6 @@ def _check_template(template: str, where: str) -> None:
                              "like {adapter}-s{seed}")
 
 
-def _type_name(hint) -> str:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args)
-    if typing.get_origin(hint) is list:
-        plural = {str: "strings", int: "integers", float: "numbers"}
-        return f"a list of {plural.get(args[0], 'values')}" if args else "a list"
-    if typing.get_origin(hint) is dict or hint is dict:
-        return "a table"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
-
-
-def _accepts(hint, value) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(a, value) for a in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin is list:
-        (item,) = typing.get_args(hint) or (typing.Any,)
-        return isinstance(value, list) and all(_accepts(item, v) for v in value)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict)
-    return True  # typing.Any
-
-
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
@@ -157,8 +123,8 @@ def _check_types(values: dict, where: str) -> None:
     """Every train option of a block has the type ``TrainConfig`` declares (``epochs = "three"`` is refused
     here, not by a child process in the middle of the sweep)."""
     for key, value in values.items():
-        if key in _HINTS and not _accepts(_HINTS[key], value):
-            raise BenchError(f"{where}: {key} = {json.dumps(value)} should be {_type_name(_HINTS[key])}")
+        if key in _HINTS and not accepts(_HINTS[key], value):
+            raise BenchError(f"{where}: {key} = {json.dumps(value)} should be {hint_name(_HINTS[key])}")
 
 
 def _run_id(template: str, values: dict, where: str) -> str:

@@ -136,7 +136,7 @@ def test_unwritable_outputs_are_refused_before_any_work(small_dataset, tmp_path,
     ("model", None, "has no 'model' field"),
     ("model", "all-MiniLM-L6-v2", "'model' should be an object"),
     ("trainable_params", "many", "'trainable_params' should be an integer"),
-    ("adapter", 3, "'adapter' should be a string"),
+    ("adapter", 3, "'adapter' should be a non-empty string"),
 ])
 @pytest.mark.parametrize("command", ["evaluate", "inspect", "export"])
 def test_a_config_of_the_wrong_shape_is_one_line(small_dataset, tmp_path, cli, trained, field, value, needle, command):

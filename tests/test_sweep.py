@@ -92,6 +92,7 @@ languages = ["en", "de"]
     ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nepochs = "three"\n', 'epochs = "three" should be an integer'),
     ('out = "x"\n[[defaults]]\n', "[defaults] must be a table"),
     ('out = "x"\n[defaults]\nlr = "fast"\n[[runs]]\nid = "a"\nadapter = "lora"\n', 'lr = "fast" should be a number'),
+    ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nlr = nan\n', 'lr = NaN should be a number'),  # finite
     ('out = "x"\n[[runs]]\nid = "a{seed}"\nadapter = "lora"\nmatrix = { seed = [0, "1"] }\n',
      'seed = "1" should be an integer'),
     ('out = "x"\n[[runs]]\nid = "a"\nadapter = "lora"\nlanguages = "en"\n', "should be a list of strings"),

@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import runs
 from ..errors import DataError
+from ..jsontypes import INTEGER, NUMBER, OBJECT, TEXT, TEXTS, is_integer, is_number, is_text
 from ..evaluation.metrics import macro, score_rankings
 from ..evaluation.rankings import Rankings
 from ..slugs import slug
@@ -49,25 +50,6 @@ SCHEMA = 1
 NAME_MAX = 120
 
 
-def _integer(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _text(v) -> bool:
-    return isinstance(v, str) and v.strip() != ""
-
-
-def _texts(v) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
-
-
-INTEGER, NUMBER, TEXT, TEXTS, OBJECT = ((_integer, "an integer"), (_number, "a finite number"),
-                                        (_text, "a non-empty string"), (_texts, "a list of strings"),
-                                        (lambda v: isinstance(v, dict), "an object"))
 #: Training options that distinguish one configuration from another (the seed aside), kept in the entry, and
 #: what each must be.
 OPTION_TYPES = {"rank": INTEGER, "budget": TEXT, "lr": NUMBER, "epochs": INTEGER, "batch_size": INTEGER,
@@ -227,7 +209,7 @@ def _check_scores(scores, where: str) -> None:
         for row, metrics in rows.items():
             _object(metrics, where, f"scores.{task}.{row}", nonempty=True)
             for metric, value in metrics.items():
-                _need(value is None or _number(value), where, f"scores.{task}.{row}.{metric}",
+                _need(value is None or is_number(value), where, f"scores.{task}.{row}.{metric}",
                       "a finite number or null", value)
 
 
@@ -236,7 +218,7 @@ def _check_rankings(rankings, where: str) -> None:
             known=("format", "k", "sha256", "runs"))
     if rankings["format"] != codec.FORMAT:
         raise DataError(f"{where}: unknown rankings format {rankings['format']!r}")
-    _need(rankings["k"] == codec.TOP and _integer(rankings["k"]), where, "rankings.k", str(codec.TOP),
+    _need(rankings["k"] == codec.TOP and is_integer(rankings["k"]), where, "rankings.k", str(codec.TOP),
           rankings["k"])
     _need(isinstance(rankings["sha256"], str) and _HEX64.fullmatch(rankings["sha256"]) is not None, where,
           "rankings.sha256", "64 hex digits", rankings["sha256"])
@@ -266,23 +248,23 @@ def check_shape(entry, where: str) -> None:
           "16 hex digits", entry["id"])
     _need(is_display_name(entry["name"]), where, "name", f"one line of 1 to {NAME_MAX} characters", entry["name"])
     model = _object(entry["model"], where, "model", required=("name", "sha256"), known=("name", "sha256"))
-    _need(_text(model["name"]), where, "model.name", "a non-empty string", model["name"])
+    _need(is_text(model["name"]), where, "model.name", "a non-empty string", model["name"])
     _need(model["sha256"] is None or isinstance(model["sha256"], str), where, "model.sha256", "a string or null",
           model["sha256"])
-    _need(_text(entry["adapter"]), where, "adapter", "a non-empty string", entry["adapter"])
+    _need(is_text(entry["adapter"]), where, "adapter", "a non-empty string", entry["adapter"])
     params = entry["trainable_params"]
-    _need(_integer(params) and params >= 0, where, "trainable_params", "a non-negative integer", params)
+    _need(is_integer(params) and params >= 0, where, "trainable_params", "a non-negative integer", params)
     if runs.trains(entry["adapter"]) != (params > 0):
         raise DataError(f"{where}: trainable_params is {params}, but adapter {entry['adapter']} trains "
                         + ("parameters" if params == 0 else "none (zero-shot)"))
-    _need(entry["seed"] is None or _integer(entry["seed"]), where, "seed", "an integer or null", entry["seed"])
+    _need(entry["seed"] is None or is_integer(entry["seed"]), where, "seed", "an integer or null", entry["seed"])
     _typed(entry["options"], OPTION_TYPES, where, "options")
     _typed(entry["run"], RUN_TYPES, where, "run")
     for package, version in _object(entry["versions"], where, "versions").items():
         _need(version is None or isinstance(version, str), where, f"versions.{package}", "a string or null",
               version)
     for key in ("dataset_id", "dataset_fingerprint", "split", "primary_metric"):
-        _need(_text(entry[key]), where, key, "a non-empty string", entry[key])
+        _need(is_text(entry[key]), where, key, "a non-empty string", entry[key])
     _check_day(entry["submitted"], where)
     _check_scores(entry["scores"], where)
     _check_rankings(entry["rankings"], where)
