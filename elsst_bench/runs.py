@@ -79,6 +79,22 @@ def read_complete(run_dir: str | Path, *, hint: str | None = None) -> dict:
     return config
 
 
+def recorded_path(path: str | Path) -> str:
+    """A path as a run records it: relative to the working directory when it lies inside it (a run trained in a
+    checkout names a file by its place in the checkout, which a clone elsewhere shares), else absolute."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def recorded_command(argv: list[str]) -> str:
+    """The command line as a run records it: the program by its name (``elsst-bench``), not by where this
+    machine installed it."""
+    return " ".join([Path(argv[0]).name, *argv[1:]]) if argv else ""
+
+
 def is_complete(run_dir: str | Path) -> bool:
     try:
         return read_config(run_dir).get("status") == "complete"

@@ -47,3 +47,16 @@ def test_versions_name_every_package_that_determines_a_result():
     assert set(found) == {"python", "elsst-bench", "torch", "transformers", "sentence-transformers", "peft",
                           "faiss", "ranx", "numpy"}
     assert all(isinstance(v, str) and v for v in found.values())  # all installed here
+
+
+def test_runs_record_paths_inside_the_checkout_relatively_and_the_program_by_name(tmp_path, monkeypatch):
+    from elsst_bench.runs import recorded_command, recorded_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "src").mkdir(parents=True)
+    assert recorded_path(tmp_path / "results" / "src") == "results/src"
+    assert recorded_path("results/src") == "results/src"
+    outside = tmp_path.parent / "elsewhere"
+    assert recorded_path(outside) == str(outside.resolve())  # outside the working directory: where it is
+    assert recorded_command(["/opt/venv/bin/elsst-bench", "sweep", "plan.toml"]) == "elsst-bench sweep plan.toml"
+    assert recorded_command([]) == ""

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AdapterError
+from ..runs import recorded_path
 from .configs import EigenLoRAxConfig
 from .io import read_adapter_tensors
 from .layers import AdaptedLinear, kaiming_uniform_like_linear, single_threaded, svd64
@@ -142,7 +143,7 @@ class EigenLoRAx(NativeMethod):
                 if a is None or b is None:
                     raise AdapterError(f"adapter file of source {path} is corrupt (no lora_A/lora_B for {name})")
                 factors[name] = (a, b)
-            loaded.append({"path": str(path.resolve()), "method": config["method"], "rank": config["rank"],
+            loaded.append({"path": recorded_path(path), "method": config["method"], "rank": config["rank"],
                            "factors": factors})
         inputs["_loaded"] = loaded
         total_rank = min(sum(src["factors"][n][0].shape[0] for src in loaded) for n in targets)

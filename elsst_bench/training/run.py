@@ -140,7 +140,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "distributed": world.record(options["batch_size"]),
         "versions": runs.versions(),
         "git_commit": runs.git_commit(),
-        "command": " ".join(sys.argv),
+        "command": runs.recorded_command(sys.argv),
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_json(run_dir / runs.CONFIG, record)
