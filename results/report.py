@@ -611,6 +611,22 @@ HEATMAP = "multilingual-heatmap.png"
 ML_LABELS = {"orthogeolora-spectral": "orthogeolora (spectral init)", "eigenlorax-k8": "eigenlorax (K=8)",
              "lora-graded-g1": "lora (graded, min_grade=1)",
              "orthogeolora-graded-g1": "orthogeolora (graded, min_grade=1)"}
+DEV_LR = "-dev-lr"  # a row key `<adapter>-dev-lr`: a method first run at its default rate, then at a dev-picked one
+DEV_LR_LABEL = " (rate picked on dev)"
+
+
+def ml_label(key: str) -> str:
+    """The multilingual tables' label of a row key."""
+    if key.endswith(DEV_LR):
+        return key.removesuffix(DEV_LR) + DEV_LR_LABEL
+    return ML_LABELS.get(key, key)
+
+
+def ml_key(label: str) -> str:
+    """The row key of a multilingual table label (the inverse of `ml_label`)."""
+    if label.endswith(DEV_LR_LABEL):
+        return label.removesuffix(DEV_LR_LABEL) + DEV_LR
+    return {v: k for k, v in ML_LABELS.items()}.get(label, label)
 
 
 class Method:
@@ -657,7 +673,7 @@ def ml_grid(plan) -> list[Method]:
         if not run.submit:
             continue
         key = run.id.rsplit("-s", 1)[0]
-        group = groups.setdefault(key, Method(key, ML_LABELS.get(key, key), run.config.adapter))
+        group = groups.setdefault(key, Method(key, ml_label(key), run.config.adapter))
         group.planned.append(run)
     for group in groups.values():
         group.planned.sort(key=lambda r: r.config.seed)
@@ -1034,7 +1050,10 @@ def ml_setup(plan, grid: list[Method], langs: dict[str, list[str]]) -> list[str]
     else:
         train_tasks, languages, loss = None, None, None
     rates = {len(tuning_runs(plan, next(p for p in g.planned if p.lr_from))) for g in tuned}
-    seeds = sorted({r.config.seed for g in tuned for r in g.planned})
+    seed_groups: dict[tuple[int, ...], list[Method]] = {}  # the plain tuned rows by the seeds they plan
+    for g in tuned:
+        if g.planned[0].config.recipe == PLAIN:
+            seed_groups.setdefault(tuple(sorted(r.config.seed for r in g.planned)), []).append(g)
     pairs = (f"{trained[0]['train_pairs']:,} pairs from {len(trained[0]['pairs_per_source'])} sources: "
              if trained else "")
     pairs += "hu has no entry terms, en is the crosslingual pool"
@@ -1053,13 +1072,14 @@ def ml_setup(plan, grid: list[Method], langs: dict[str, list[str]]) -> list[str]
         + (f"{loss}, " if loss else "")
         + f"{defaults.epochs} epoch{'s' if defaults.epochs > 1 else ''} at batch {defaults.batch_size}. Dev: the dev "
         f"split of {' and '.join(defaults.dev_languages)} (all four tasks, crosslingual de → en), once after the "
-        "epoch: it picks the learning rate, not an epoch. Learning rate: for "
-        f"{', '.join(f'`{g.label}`' for g in tuned if g.planned[0].config.recipe == PLAIN)} picked on dev with seed 0 "
-        f"from {' or '.join(map(str, sorted(rates)))} rates around the method's default (dev-only runs under "
-        f"`tuning/`, table below), then seeds {', '.join(map(str, seeds))} at that rate"
-        + (f" ({', '.join(f'`{g.label}`' for g in tuned if g.planned[0].config.recipe != PLAIN)} at the rate of "
-           "the plain row of the same method)" if any(g.planned[0].config.recipe != PLAIN for g in tuned) else "")
-        + "; every other method one seed at its default rate. Adapters at "
+        "epoch: it picks the learning rate, not an epoch. Learning rate: picked on dev with seed 0 from "
+        f"{' or '.join(map(str, sorted(rates)))} rates around the method's default (dev-only runs under "
+        "`tuning/`, table below), then the test runs at that rate: "
+        + "; ".join(("seed " if len(s) == 1 else "seeds ") + ", ".join(map(str, s))
+                    + f" for {', '.join(f'`{g.label}`' for g in groups)}" for s, groups in seed_groups.items())
+        + (f"; {', '.join(f'`{g.label}`' for g in tuned if g.planned[0].config.recipe != PLAIN)} at the rate of "
+           "the plain row of the same method" if any(g.planned[0].config.recipe != PLAIN for g in tuned) else "")
+        + "; every other row one seed at the method's default rate. Adapters at "
         "the parameter count of LoRA r=8 (`--budget lora-r8`), EigenLoRAx at its natural size (K = 8 principal "
         "components of three LoRA r=8 sources trained dev-only on `definition`, the task the grid does not train "
         f"on). Test: {test}. "

@@ -189,8 +189,7 @@ def _rows(section: str) -> list[list[str]]:
 
 
 def _key(label_cell: str) -> str:
-    label = label_cell.split("`")[1]
-    return {v: k for k, v in report.ML_LABELS.items()}.get(label, label)
+    return report.ml_key(label_cell.split("`")[1])
 
 
 def _mean_sd(values: list[float]) -> str:
