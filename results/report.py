@@ -1050,9 +1050,10 @@ def ml_setup(plan, grid: list[Method], langs: dict[str, list[str]]) -> list[str]
     else:
         train_tasks, languages, loss = None, None, None
     rates = {len(tuning_runs(plan, next(p for p in g.planned if p.lr_from))) for g in tuned}
+    recipe_rows = [g for g in tuned if g.planned[0].config.recipe != PLAIN]  # take the rate of their plain row
     seed_groups: dict[tuple[int, ...], list[Method]] = {}  # the plain tuned rows by the seeds they plan
     for g in tuned:
-        if g.planned[0].config.recipe == PLAIN:
+        if g not in recipe_rows:
             seed_groups.setdefault(tuple(sorted(r.config.seed for r in g.planned)), []).append(g)
     pairs = (f"{trained[0]['train_pairs']:,} pairs from {len(trained[0]['pairs_per_source'])} sources: "
              if trained else "")
@@ -1077,8 +1078,8 @@ def ml_setup(plan, grid: list[Method], langs: dict[str, list[str]]) -> list[str]
         "`tuning/`, table below), then the test runs at that rate: "
         + "; ".join(("seed " if len(s) == 1 else "seeds ") + ", ".join(map(str, s))
                     + f" for {', '.join(f'`{g.label}`' for g in groups)}" for s, groups in seed_groups.items())
-        + (f"; {', '.join(f'`{g.label}`' for g in tuned if g.planned[0].config.recipe != PLAIN)} at the rate of "
-           "the plain row of the same method" if any(g.planned[0].config.recipe != PLAIN for g in tuned) else "")
+        + (f"; {', '.join(f'`{g.label}`' for g in recipe_rows)} at the rate of the plain row of the same method"
+           if recipe_rows else "")
         + "; every other row one seed at the method's default rate. Adapters at "
         "the parameter count of LoRA r=8 (`--budget lora-r8`), EigenLoRAx at its natural size (K = 8 principal "
         "components of three LoRA r=8 sources trained dev-only on `definition`, the task the grid does not train "
