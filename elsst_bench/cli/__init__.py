@@ -28,6 +28,7 @@ from . import evaluate  # noqa: E402,F401
 from . import train  # noqa: E402,F401
 from . import leaderboard  # noqa: E402,F401
 from . import sweep  # noqa: E402,F401
+from . import serve  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``elsst-bench evaluate``, ``compare`` and ``search``: thin wrappers over :mod:`elsst_bench.evaluation`."""
+"""``elsst-bench evaluate``, ``compare`` (over :mod:`elsst_bench.evaluation`) and ``search`` (over :mod:`elsst_bench.serve`)."""
 
 from __future__ import annotations
 
@@ -93,21 +93,22 @@ def compare(
 def search(
     text: str = typer.Argument(..., help="A phrase, e.g. from a catalogue record."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Run directory, model id or path."),
-    lang: str = typer.Option("en", "--lang", help="Language of the concept pool."),
-    k: int = typer.Option(10, "-k", help="Number of concepts."),
+    lang: str = typer.Option("en", "--lang", "-l", help="Language of the text and of the pool."),
+    k: int = typer.Option(10, "-k", "--limit", help="Number of concepts (1 to 1000)."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     no_cache: bool = typer.Option(False, "--no-cache"),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Suggest ELSST concepts (label, URI, broader path) for a free-text phrase."""
-    from ..evaluation.commands import search_command
+    """Suggest ELSST concepts (label, URI, broader path) for a free-text phrase: what `serve` answers, once."""
+    from ..serve.load import search_command
 
     hits = search_command(text, model, dataset=dataset, lang=lang, k=k, use_cache=not no_cache, device=device,
                           show_progress=_progress(quiet))
     if as_json:
         print_json(hits)
         return
-    print_table(["rank", "score", "label", "uri", "broader path"],
-                [[h["rank"], h["score"], h["label"], h["uri"], h["path"] or "(top concept)"] for h in hits])
+    print_table(["rank", "score", "cosine", "label", "uri", "broader path"],
+                [[h["rank"], h["score"], h["cosine"], h["label"], h["uri"],
+                  " > ".join(b["label"] for b in h["broader"]) or "(top concept)"] for h in hits])

@@ -9,7 +9,6 @@ Public API (imports are light; torch, faiss and ranx load on first use):
 - :func:`score_rankings`, :class:`Rankings`, :func:`rank`, :func:`tie_sort`, :func:`read_trec`,
   :func:`warm_up` — the pieces, for tests and other layers.
 - :func:`compare_runs` — paired Fisher randomization tests between evaluated runs.
-- :class:`ConceptSearch`, :func:`search_concepts`, :func:`broader_path` — free-text concept suggestion.
 - :data:`METRICS`, :data:`BINARY_METRICS`, :data:`PRIMARY_METRIC` — metric names in metrics.json (their home
   is :mod:`elsst_bench.metric_names`, importable without this layer).
 """
@@ -21,13 +20,12 @@ from .rankings import TOP_K, Rankings, rank, rank_scores, ranking_name, read_tre
 from .report import load_metrics, metrics_filename
 from .result import EvaluationResult
 from .runner import EvaluationOptions, evaluate_model, select
-from .search import ConceptSearch, broader_path, search_concepts
 from .significance import compare_runs
 
 __all__ = [
     "BINARY_METRICS", "METRICS", "PRIMARY_METRIC", "TOP_K",
-    "ConceptSearch", "EmbeddingCache", "EmbeddingTable", "EvaluationOptions", "EvaluationResult", "Rankings",
-    "broader_path", "compare_runs", "default_cache_dir", "evaluate_model", "load_metrics", "macro",
+    "EmbeddingCache", "EmbeddingTable", "EvaluationOptions", "EvaluationResult", "Rankings",
+    "compare_runs", "default_cache_dir", "evaluate_model", "load_metrics", "macro",
     "metrics_filename", "model_cache_key", "rank", "rank_scores", "ranking_name", "read_trec", "score_rankings",
-    "search_concepts", "select", "tie_sort", "warm_up", "write_trec",
+    "select", "tie_sort", "warm_up", "write_trec",
 ]

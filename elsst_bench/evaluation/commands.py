@@ -1,4 +1,4 @@
-"""What ``elsst-bench evaluate`` and ``search`` do, so the CLI module only parses and prints.
+"""What ``elsst-bench evaluate`` does, so the CLI module only parses and prints.
 
 Validation happens before anything slow: dataset, split, tasks and languages, the model path or the run's
 dataset fingerprint; only then is the model loaded. Bad input raises :class:`~elsst_bench.errors.BenchError`
@@ -90,28 +90,3 @@ def evaluate_command(run_dir: str | None = None, model: str | None = None, *, da
             "options": {"eval_tasks": list(result.scores), "eval_languages": langs},
         })
     return result, out_dir
-
-
-def search_command(text: str, model: str | None = None, *, dataset=None, lang: str = "en", k: int = 10,
-                   use_cache: bool = True, cache_dir=None, device: str = "auto",
-                   show_progress: bool = False) -> list[dict]:
-    from .search import ConceptSearch, search_languages
-    from ..tasks import resolve_selection
-
-    check_device(device)
-    ds = _dataset(dataset)
-    resolve_selection([lang], search_languages(ds), "language")
-    if not text.strip():
-        raise DataError("the search text is empty")
-    if k < 1:
-        raise DataError("-k must be at least 1")
-    if is_run_dir(model):
-        check_run_fingerprint(model, runs.read_config(model, hint=RUN_DIR_HINT), ds)
-        loaded = load_run_model(model, ds, device)
-    else:
-        check_model_spec(model)
-        loaded = load_base_model(model, device)
-    searcher = ConceptSearch(loaded.model, ds, lang, identity=loaded.identity,
-                             cache_dir=str(cache_dir or default_cache_dir()) if use_cache else None,
-                             cache_extra=loaded.cache_extra, show_progress=show_progress)
-    return searcher(text, k)

@@ -70,6 +70,14 @@ def _encode_fn(model, role: str):
     return getattr(model, f"encode_{role}", None) or model.encode
 
 
+def encode_role(model, texts: list[str], role: str, batch_size: int = 128) -> np.ndarray:
+    """L2-normalised float32 embeddings (n, d) of ``texts`` in ``role`` ("query" or "document"): the one way every
+    text is encoded (evaluation, dev evaluation, the suggester)."""
+    emb = _encode_fn(model, role)(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                                  show_progress_bar=False)
+    return np.asarray(emb, dtype=np.float32)
+
+
 class EmbeddingCache:
     """Embeddings of one model on one dataset, stored as append-only ``.npz`` shards."""
 
@@ -212,12 +220,9 @@ class EmbeddingTable:
                     continue
                 # Longest first, as sentence-transformers does inside one call: little padding per batch.
                 role_rows.sort(key=lambda r: -len(self.items[r][1]))
-                encode = _encode_fn(self.model, role)
                 for start in range(0, len(role_rows), chunk):
                     part = role_rows[start:start + chunk]
-                    emb = encode([self.items[r][1] for r in part], batch_size=batch_size, convert_to_numpy=True,
-                                 normalize_embeddings=True, show_progress_bar=False)
-                    emb = np.asarray(emb, dtype=np.float32)
+                    emb = encode_role(self.model, [self.items[r][1] for r in part], role, batch_size)
                     if out is None:
                         out = np.zeros((len(self.items), emb.shape[1]), dtype=np.float32)
                     out[part] = emb
