@@ -249,3 +249,11 @@ def test_the_real_multilingual_e5_behind_annif_client(small_dataset, tmp_path):
         assert th[families].uri in [h["uri"] for h in hits]
     finally:
         server.stop()
+
+
+def test_check_builds_everything_and_exits_without_serving(cli, tiny_run, small_dataset, tmp_path):
+    result = cli("serve", tiny_run, "--dataset", small_dataset.path, "-l", "de", "--check", "--quiet",
+                 env={"ELSST_BENCH_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("elsst-de\tELSST German (") and "lora" in result.stdout
+    assert any((tmp_path / "cache").rglob("*.npz"))  # the pool is in the cache for the workers that follow

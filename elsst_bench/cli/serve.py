@@ -28,6 +28,8 @@ def serve(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no access log."),
+    check: bool = typer.Option(False, "--check", help="Build everything (refusing what cannot be served), fill the "
+                               "pool cache, print the projects and exit without serving."),
 ) -> None:
     """Serve ELSST concept suggestions: Annif's REST API at /v1 (annif-client and Annif's http backend work
     unchanged), a page for cataloguers at /, the OpenAPI document at /openapi.json."""
@@ -55,6 +57,10 @@ def serve(
     print(f"elsst-bench serve: {suggester.info.description}; projects "
           f"{', '.join(suggester.project_id(x) for x in suggester.languages)}; "
           f"http://{host if ':' not in host else f'[{host}]'}:{port}/", file=sys.stderr)
+    if check:
+        for project in suggester.projects():
+            print(f"{project['project_id']}\t{project['name']}")
+        return
     log_level = "warning" if quiet else "info"
     if workers == 1:
         uvicorn.run(create_app(suggester), host=host, port=port, log_level=log_level, access_log=not quiet)
