@@ -257,3 +257,32 @@ def test_check_builds_everything_and_exits_without_serving(cli, tiny_run, small_
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("elsst-de\tELSST German (") and "lora" in result.stdout
     assert any((tmp_path / "cache").rglob("*.npz"))  # the pool is in the cache for the workers that follow
+
+
+def test_the_openvino_backend_serves_a_static_int8_export_and_reuses_it(cli, tiny_run, small_dataset, tmp_path):
+    """`--backend openvino`: the merged run exported to OpenVINO and quantised to int8 (FakeQuantize on the
+    MatMuls), built once into the cache and reused; its answers are the fp32 model's up to quantisation noise."""
+    import openvino
+
+    from elsst_bench.serve.load import load_suggester
+
+    cache = tmp_path / "cache"
+    options = dict(dataset=small_dataset.path, languages=["en"], cache_dir=cache)
+    int8 = load_suggester(str(tiny_run), backend="openvino", **options)
+    exports = sorted((cache / "serving").rglob("openvino_model.xml"))
+    assert len(exports) == 1
+    ops = [op.get_type_name() for op in openvino.Core().read_model(exports[0]).get_ops()]
+    assert ops.count("FakeQuantize") >= 8, sorted(set(ops))  # the tiny BERT's 2 layers x 6 linears, at least
+    assert int8.info.backend == "openvino" and "openvino" in int8.projects()[0]["name"]
+    fp32 = load_suggester(str(tiny_run), **options)
+    cid, label = unique_label(small_dataset, "en")
+    first = int8.suggest_one(label, "en", limit=20)
+    assert first[0]["concept_id"] == cid == fp32.suggest_one(label, "en", limit=1)[0]["concept_id"]
+    exact = {h["concept_id"]: h["cosine"] for h in fp32.suggest_one(label, "en", limit=200)}
+    assert all(abs(h["cosine"] - exact[h["concept_id"]]) < 0.05 for h in first[1:] if h["concept_id"] in exact)
+    built = exports[0].stat().st_mtime_ns
+    result = cli("serve", tiny_run, "--dataset", small_dataset.path, "-l", "en", "--backend", "openvino", "--check",
+                 "--quiet", env={"ELSST_BENCH_CACHE": str(cache)})
+    assert result.returncode == 0, result.stderr
+    assert sorted((cache / "serving").rglob("openvino_model.xml")) == exports
+    assert exports[0].stat().st_mtime_ns == built  # reused, not rebuilt

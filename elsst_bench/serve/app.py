@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -44,6 +44,13 @@ class Problem(Exception):
     def __init__(self, status: int, detail: str, title: str | None = None):
         super().__init__(detail)
         self.status, self.detail, self.title = status, detail, title or TITLES.get(status, "Error")
+
+
+def json_response(obj) -> Response:
+    """``obj`` as JSON, encoded by orjson without FastAPI's per-field conversion (it is plain JSON already)."""
+    import orjson
+
+    return Response(orjson.dumps(obj), media_type="application/json")
 
 
 def problem_response(status: int, detail: str, title: str | None = None):
@@ -251,7 +258,7 @@ def create_app(suggester: ConceptSuggester | None = None, *, max_body: int | Non
             raise Problem(400, "text is empty" if isinstance(text, str) or text is None else "text must be a string")
         opts = options(body)
         hits = await run_in_threadpool(run, [text], lang, opts)
-        return {"results": hits[0]}
+        return json_response({"results": hits[0]})
 
     batch_body = {"type": "object", "required": ["documents"], "properties": {"documents": {
         "type": "array", "maxItems": MAX_BATCH, "items": {"type": "object", "required": ["text"], "properties": {
@@ -283,7 +290,7 @@ def create_app(suggester: ConceptSuggester | None = None, *, max_body: int | Non
             texts.append(doc["text"])
         opts = options(dict(request.query_params))
         hits = await run_in_threadpool(run, texts, lang, opts)
-        return [{"results": h, "document_id": doc.get("document_id")} for h, doc in zip(hits, documents)]
+        return json_response([{"results": h, "document_id": doc.get("document_id")} for h, doc in zip(hits, documents)])
 
     @app.post("/v1/projects/{project_id}/learn", tags=["Learning from feedback"],
               summary="not offered: this service writes nothing", responses={403: {"description": "Not allowed"}})

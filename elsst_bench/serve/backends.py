@@ -4,19 +4,20 @@
 - ``openvino``: the merged model's transformer body (token ids → last hidden state) converted to OpenVINO IR with
   ``openvino.convert_model`` (traced from the torch module in memory) and quantised to int8 by NNCF's post-training
   static quantisation, ``nncf.quantize(..., model_type=TRANSFORMER)``: SmoothQuant, then int8 weights and
-  FakeQuantize (int8) activations on every MatMul, ranges from min/max statistics of ``CALIBRATION_TEXTS`` ELSST
-  texts (labels and definitions of train-split concepts of the prepared dataset, with the model's query and
-  document prompts), then fast bias correction; softmax and layer norm stay in float. Nothing is downloaded. The IR
-  replaces the transformer inside the same SentenceTransformer, so tokenisation, prompts, pooling and
-  normalisation are the torch model's own. It runs on the OpenVINO CPU plugin with ``INFERENCE_PRECISION_HINT=f32``
-  (the non-quantised ops in fp32 on every CPU; the plugin's default on CPUs with bf16 units is bf16) and as many
-  threads as torch has. Needs the ``serve-int8`` extra (openvino, nncf).
+  FakeQuantize (int8) activations on every MatMul (the word-embedding table is stored in int8 too), ranges from
+  min/max statistics of ``CALIBRATION_TEXTS`` ELSST texts (labels and definitions of train-split concepts of the
+  prepared dataset, with the model's query and document prompts), then fast bias correction; softmax and layer
+  norm stay in float. Nothing is downloaded. The IR replaces the transformer inside the same SentenceTransformer,
+  so tokenisation, prompts, pooling and normalisation are the torch model's own. It runs on the OpenVINO CPU
+  plugin with ``INFERENCE_PRECISION_HINT=f32`` (the non-quantised ops in fp32 on every CPU; the plugin's default
+  on CPUs with bf16 units is bf16) and as many threads as torch has. Needs the ``serve-int8`` extra (openvino,
+  nncf).
 
   This is what optimum-intel's ``OVQuantizer`` and sentence-transformers' ``export_static_quantized_openvino_model``
-  do underneath; they are not used because no optimum-intel release works here: 2.x requires transformers < 5.6
-  and huggingface-hub < 1.22 (this project pins transformers 5.23.0, huggingface-hub 2.4), 1.16-1.27 require
-  transformers < 4.58 through optimum-onnx, and pip's fallback for an unconstrained ``optimum-intel[openvino]``,
-  1.15.0, fails on import (it needs ``openvino.runtime``, removed in OpenVINO 2026.0).
+  do underneath; they are not used because no optimum-intel release works here: pip rejects every release from
+  1.16 to 2.2 against this project's pins (2.2 requires transformers < 5.6 and huggingface-hub < 1.22, 1.27
+  transformers < 4.58; installed are transformers 5.23.0 and huggingface-hub 2.4) and falls back to 1.15.0,
+  which fails on import (it needs ``openvino.runtime``, removed in OpenVINO 2026.0).
 
   An export is keyed by the model's embedding-cache key and by a digest of the calibration texts and the
   OpenVINO and NNCF versions; it is written once into ``<cache>/serving/<model key>/openvino-int8-<digest>/``
@@ -55,7 +56,8 @@ EXPORT_RECORD = "export.json"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 #: Compile settings of the OpenVINO CPU plugin (the thread count is added from torch's).
 OV_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
-#: An int8 export whose pooled embeddings of calibration texts fall below this cosine to the fp32 model's is refused.
+#: An int8 export is refused when, on a calibration text, its mean-pooled last hidden state has a smaller cosine
+#: than this to the fp32 model's.
 MIN_COSINE = 0.95
 ONNX_REFUSAL = ("the onnx backend needs optimum-onnx, whose releases require transformers < 4.58, and this install "
                 "pins transformers 5.23.0; use --backend openvino for int8 on a CPU")
@@ -172,6 +174,8 @@ def quantize_openvino_int8(model, calibration: list[str]):
     if not calibration:
         raise BenchError("the int8 export needs calibration texts")
     transformer = transformer_module(model)
+    if not isinstance(transformer.model, torch.nn.Module) or hasattr(transformer.model, "compiled"):
+        raise BenchError("the model's transformer is already an OpenVINO model; quantise the torch model")
     body = _body(transformer.model)
     # Two texts of different lengths, so that the traced graph has padding and keeps the attention-mask path
     # (transformers drops the mask when a batch has no padding, a branch the trace would freeze).
@@ -190,7 +194,7 @@ def quantize_openvino_int8(model, calibration: list[str]):
     if not counts.get("FakeQuantize") or not int8_weights:
         raise BenchError(f"the int8 export holds no quantised operation ({counts.get('FakeQuantize', 0)} "
                          f"FakeQuantize, {int8_weights} int8 weights)")
-    # The quantised IR against the torch model on calibration texts: a broken conversion is refused here.
+    # The quantised IR against the torch model on 32 calibration texts: a broken conversion is refused here.
     core = ov.Core()
     compiled = core.compile_model(int8, "CPU", compile_config())
     sample = [prompts[i % 2] + text for i, text in enumerate(calibration[:32])]

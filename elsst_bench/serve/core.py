@@ -24,7 +24,6 @@ suggestion is printable: a control character that a dataset still holds is shown
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +31,7 @@ import numpy as np
 from .. import atomic
 from ..errors import DataError
 from ..tasks import PreparedDataset, resolve_selection
+from .thread import on_encoder_thread
 
 #: ELSST's languages and their English names (the page's language menu and the projects' names).
 LANGUAGE_NAMES = {
@@ -173,8 +173,8 @@ class ConceptSuggester:
             rows[lang] = (ids, table.add([docs[lang][c] for c in ids], "document"))
         key = model_cache_key(identity, cache_extra)
         cache = EmbeddingCache(cache_dir, key, dataset.fingerprint) if cache_dir and key else None
-        self.encoding = table.encode(batch_size=batch_size, cache=cache, show_progress=show_progress,
-                                     desc=f"encoding the label pools of {len(self.languages)} language(s)")
+        self.encoding = on_encoder_thread(table.encode, batch_size=batch_size, cache=cache, show_progress=show_progress,
+                                          desc=f"encoding the label pools of {len(self.languages)} language(s)")
         self.pools: dict[str, LanguagePool] = {}
         for lang, (ids, lang_rows) in rows.items():
             vectors = np.ascontiguousarray(table.vectors[lang_rows])
@@ -183,7 +183,6 @@ class ConceptSuggester:
         self._uri = {cid: printable(self.thesaurus[cid].uri) for cid in self.thesaurus.live_ids}
         self._chain = {cid: broader_chain(self.thesaurus, cid) for cid in self.thesaurus.live_ids}
         self._labels: dict[str, dict[str, str]] = {}
-        self._lock = threading.Lock()  # one encoding at a time: torch already uses every core for one
 
     # ----- what a project is --------------------------------------------------------------------------------
     @property
@@ -238,25 +237,28 @@ class ConceptSuggester:
             raise DataError(f'language "{label_language}" not supported by vocabulary')
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Query embeddings (m, d) of normalised ``texts``, one encoding at a time."""
+        """Query embeddings (m, d) of normalised ``texts``, encoded on the encoder thread (:mod:`.thread`)."""
         from ..evaluation.encode import encode_role
 
-        with self._lock:
-            return encode_role(self.model, [self.normalise(t) for t in texts], "query", self.batch_size)
+        return on_encoder_thread(encode_role, self.model, [self.normalise(t) for t in texts], "query", self.batch_size)
+
+    def _rank(self, texts: list[str], pool_: LanguagePool, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``limit`` ``(rows, cosines)`` of each text in the pool (on the encoder thread: FAISS and torch both
+        run OpenMP teams, which must not multiply)."""
+        from ..evaluation.rankings import rank
+
+        return rank(pool_.index, self.encode(texts), k=limit, pool=pool_.vectors)
 
     def suggest(self, texts: list[str], lang: str, limit: int = DEFAULT_LIMIT, threshold: float = DEFAULT_THRESHOLD,
                 label_language: str | None = None) -> list[list[dict]]:
         """For each text, up to ``limit`` concepts with ``score >= threshold``, best first: Annif's fields
         (``uri``, ``label``, ``notation``, ``score``) and elsst-bench's (``concept_id``, ``rank``, ``cosine``,
         ``label_en``, ``broader``: ``[{"uri", "label"}]`` from the top concept down)."""
-        from ..evaluation.rankings import rank
-
         self.check(lang, limit, threshold, label_language)
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise DataError("text is empty")
+        rows, cosines = on_encoder_thread(self._rank, texts, self.pools[lang], limit)
         pool_ = self.pools[lang]
-        queries = self.encode(texts)
-        rows, cosines = rank(pool_.index, queries, k=limit, pool=pool_.vectors)
         shown = label_language or lang
         out = []
         for row_ids, row_cos in zip(rows.tolist(), cosines):

@@ -18,6 +18,7 @@ from ..errors import BenchError
 from ..tasks import open_prepared, resolve_selection
 from .backends import BACKENDS, calibration_texts, check_backend, serving_model
 from .core import ConceptSuggester, ModelInfo, search_languages
+from .thread import on_encoder_thread
 
 
 def modification_time(*paths: Path) -> str | None:
@@ -48,11 +49,17 @@ def check_spec(spec: str | None, ds) -> dict | None:
     return config
 
 
-def load_suggester(spec: str | None = None, *, dataset=None, languages: list[str] | None = None,
-                   backend: str = "torch", device: str = "cpu", use_cache: bool = True, cache_dir=None,
-                   batch_size: int = 128, show_progress: bool = False) -> ConceptSuggester:
+def load_suggester(spec: str | None = None, **options) -> ConceptSuggester:
     """A suggester for ``spec`` (run directory, zero-shot evaluation directory, model id or path; ``None``: the
-    default base) over ``languages`` of ``dataset`` (default: every language with a pool)."""
+    default base) over ``languages`` of ``dataset`` (default: every language with a pool); built on the encoder
+    thread (:mod:`.thread`), where its every torch call then runs. Options: ``dataset``, ``languages``, ``backend``
+    (``torch``), ``device`` (``cpu``), ``use_cache``, ``cache_dir``, ``batch_size``, ``show_progress``."""
+    return on_encoder_thread(_load_suggester, spec, **options)
+
+
+def _load_suggester(spec: str | None = None, *, dataset=None, languages: list[str] | None = None,
+                    backend: str = "torch", device: str = "cpu", use_cache: bool = True, cache_dir=None,
+                    batch_size: int = 128, show_progress: bool = False) -> ConceptSuggester:
     from ..evaluation.encode import default_cache_dir
     from ..evaluation.loading import LazySentenceTransformer, is_run_dir, load_base_model, load_run_model
 
@@ -80,7 +87,8 @@ def load_suggester(spec: str | None = None, *, dataset=None, languages: list[str
 
         merge_adapter(model)  # ΔW folded into the base weights: plain nn.Linear layers, no adapter branch per call
     model.eval()
-    calibration = calibration_texts(ds, languages or search_languages(ds)) if backend != "torch" else None
+    # Calibrated on every language of the dataset, whichever are served: one int8 export per model.
+    calibration = calibration_texts(ds, search_languages(ds)) if backend != "torch" else None
     model, extra = serving_model(model, backend, loaded.identity, loaded.cache_extra, cache_dir, calibration)
     info = ModelInfo(name=str(loaded.identity.get("name", "model")), adapter=loaded.adapter,
                      run=(config or {}).get("run_id") or (Path(spec).name if is_run_dir(spec) else None),
