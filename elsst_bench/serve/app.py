@@ -13,6 +13,7 @@ Nothing here writes: ``learn`` answers 403 as Annif does for a project that does
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -23,12 +24,12 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..errors import BenchError
 from .core import DEFAULT_LIMIT, DEFAULT_THRESHOLD, MAX_BATCH, MAX_LIMIT, ConceptSuggester
+from .thread import encoder_thread
 
 #: The largest request body read (bytes); ``ELSST_SERVE_MAX_BODY`` overrides. A 200-word abstract is about 1.5 KB.
 MAX_BODY = 512 * 1024
@@ -257,7 +258,7 @@ def create_app(suggester: ConceptSuggester | None = None, *, max_body: int | Non
         if not isinstance(text, str) or not text.strip():
             raise Problem(400, "text is empty" if isinstance(text, str) or text is None else "text must be a string")
         opts = options(body)
-        hits = await run_in_threadpool(run, [text], lang, opts)
+        hits = await asyncio.wrap_future(encoder_thread().submit(run, [text], lang, opts))
         return json_response({"results": hits[0]})
 
     batch_body = {"type": "object", "required": ["documents"], "properties": {"documents": {
@@ -289,7 +290,7 @@ def create_app(suggester: ConceptSuggester | None = None, *, max_body: int | Non
                 raise Problem(400, f"documents[{i}].document_id must be a string")
             texts.append(doc["text"])
         opts = options(dict(request.query_params))
-        hits = await run_in_threadpool(run, texts, lang, opts)
+        hits = await asyncio.wrap_future(encoder_thread().submit(run, texts, lang, opts))
         return json_response([{"results": h, "document_id": doc.get("document_id")} for h, doc in zip(hits, documents)])
 
     @app.post("/v1/projects/{project_id}/learn", tags=["Learning from feedback"],

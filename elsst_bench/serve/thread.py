@@ -32,22 +32,32 @@ class EncoderThread:
                 except BaseException as err:  # noqa: BLE001 - handed to the caller, which re-raises it
                     future.set_exception(err)
 
+    def submit(self, fn, *args, **kwargs) -> Future:
+        """Queue ``fn(*args, **kwargs)``; the future holds its result (an async caller awaits
+        ``asyncio.wrap_future`` of it, with no thread of its own in between)."""
+        future: Future = Future()
+        self._jobs.put((future, fn, args, kwargs))
+        return future
+
     def run(self, fn, *args, **kwargs):
         if threading.current_thread() is self._thread:
             return fn(*args, **kwargs)
-        future: Future = Future()
-        self._jobs.put((future, fn, args, kwargs))
-        return future.result()
+        return self.submit(fn, *args, **kwargs).result()
 
 
 _THREAD: EncoderThread | None = None
 _LOCK = threading.Lock()
 
 
-def on_encoder_thread(fn, *args, **kwargs):
-    """``fn(*args, **kwargs)``, run on the process's encoder thread (started on first use)."""
+def encoder_thread() -> EncoderThread:
+    """The process's encoder thread (started on first use)."""
     global _THREAD
     with _LOCK:
         if _THREAD is None:
             _THREAD = EncoderThread()
-    return _THREAD.run(fn, *args, **kwargs)
+    return _THREAD
+
+
+def on_encoder_thread(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, run on the process's encoder thread."""
+    return encoder_thread().run(fn, *args, **kwargs)
