@@ -88,4 +88,6 @@ def test_zero_shot_evaluate_then_cached_re_evaluation_then_search(prepared_en, t
     assert [h["rank"] for h in hits] == [1, 2, 3]
     assert all(h["uri"].startswith("https://elsst.cessda.eu/id/") and h["label"] for h in hits)
     assert any("famil" in h["label"] for h in hits)
-    assert all(isinstance(h["broader_path"], list) and h["path"] == " > ".join(h["broader_path"]) for h in hits)
+    # the service's suggestion objects: the broader path from a top concept down, each step with its URI
+    assert all(isinstance(h["broader"], list) and all(set(b) == {"uri", "label"} for b in h["broader"]) for h in hits)
+    assert all(0 <= h["score"] <= 1 and h["score"] == pytest.approx((1 + h["cosine"]) / 2, abs=1e-6) for h in hits)

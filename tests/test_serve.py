@@ -287,3 +287,14 @@ def test_the_openvino_backend_serves_a_static_int8_export_and_reuses_it(cli, tin
     assert result.returncode == 0, result.stderr
     assert sorted((cache / "serving").rglob("openvino_model.xml")) == exports
     assert exports[0].stat().st_mtime_ns == built  # reused, not rebuilt
+
+
+@pytest.mark.parametrize("name, value", [("ELSST_SERVE_THREADS", "two"), ("ELSST_SERVE_MAX_BODY", "-5"),
+                                         ("ELSST_SERVE_BACKEND", "tpu")])
+def test_the_app_factory_refuses_a_bad_setting_in_one_line(name, value, monkeypatch):
+    from elsst_bench.errors import BenchError
+    from elsst_bench.serve import create_app
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(BenchError, match=name):
+        create_app()

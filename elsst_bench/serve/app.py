@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..errors import BenchError
 from .core import DEFAULT_LIMIT, DEFAULT_THRESHOLD, MAX_BATCH, MAX_LIMIT, ConceptSuggester
-from .thread import encoder_thread
+from .thread import encoder_thread, on_encoder_thread
 
 #: The largest request body read (bytes); ``ELSST_SERVE_MAX_BODY`` overrides. A 200-word abstract is about 1.5 KB.
 MAX_BODY = 512 * 1024
@@ -160,20 +160,30 @@ async def read_body(request, *, form: bool) -> dict:
     raise Problem(415, f"content type {kind or '(none)'} is not read here; send {accepted}")
 
 
+def positive_setting(name: str) -> int | None:
+    """A positive integer from environment variable ``name`` (None when unset); one-line refusal otherwise."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise BenchError(f"{name}={value!r} is not a positive integer")
+    return int(value)
+
+
 def create_app(suggester: ConceptSuggester | None = None, *, max_body: int | None = None):
     """The app. Without ``suggester``, one is built from ``ELSST_SERVE_*`` environment variables (docs/serve.md):
-    what ``gunicorn -k uvicorn.workers.UvicornWorker 'elsst_bench.serve:create_app()'`` runs in each worker."""
-    if suggester is None:
+    what ``gunicorn -k uvicorn_worker.UvicornWorker 'elsst_bench.serve:create_app()'`` runs in each worker."""
+    if max_body is None:
+        max_body = positive_setting("ELSST_SERVE_MAX_BODY") or MAX_BODY
+    if suggester is None:  # every setting is checked before the model is loaded
         from .load import environment_settings, load_suggester
 
-        threads = os.environ.get("ELSST_SERVE_THREADS", "").strip()
+        settings, threads = environment_settings(), positive_setting("ELSST_SERVE_THREADS")
         if threads:
             import torch
 
-            torch.set_num_threads(max(1, int(threads)))
-        suggester = load_suggester(**environment_settings())
-    if max_body is None:
-        max_body = int(os.environ.get("ELSST_SERVE_MAX_BODY", "").strip() or MAX_BODY)
+            on_encoder_thread(torch.set_num_threads, threads)  # OpenMP's thread count is the calling thread's
+        suggester = load_suggester(**settings)
 
     app = FastAPI(title="elsst-bench concept suggestion (Annif-compatible REST API)", version=__version__,
                   description="ELSST concepts for a text, from a sentence encoder with a benchmarked adapter. "
