@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["adapter_fixtures", "eval_fixtures", "leaderboard_fixtures"]
+pytest_plugins = ["adapter_fixtures", "eval_fixtures", "leaderboard_fixtures", "serve_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "data" / "ELSST_R5.rdf.gz"

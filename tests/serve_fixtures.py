@@ -1,7 +1,8 @@
 """Helpers for the service tests: a free loopback port, a served process, and waiting for it.
 
 The service runs as users run it, ``elsst-bench serve`` (or gunicorn) in a process of its own, bound to 127.0.0.1;
-clients talk only to that address, and every wait is bounded.
+clients talk only to that address, and every wait is bounded. Registered as a plugin in ``conftest.py``: the
+``zero_shot_served`` fixture is available everywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from conftest import ENV, EXE
 
@@ -71,3 +73,12 @@ def serve_command(*args) -> list[str]:
 def gunicorn_command(workers: int = 2) -> list[str]:
     return [str(Path(sys.executable).parent / "gunicorn"), "-k", "uvicorn_worker.UvicornWorker", "-w", str(workers),
             "-b", f"{LOOPBACK}:{{port}}", "elsst_bench.serve:create_app()"]
+
+
+@pytest.fixture(scope="module")
+def zero_shot_served(small_dataset, tmp_path_factory):
+    """The tests' base model served for the small dataset's two languages (projects elsst-de, elsst-en)."""
+    server = Served(serve_command("--dataset", small_dataset.path, "-l", "en,de"),
+                    env={"ELSST_BENCH_CACHE": str(tmp_path_factory.mktemp("serve-cache"))})
+    yield server
+    server.stop()

@@ -9,7 +9,6 @@ import time
 import psutil
 import pytest
 import requests
-from serve_fixtures import Served, serve_command
 
 CLIENTS, PER_CLIENT, SOAK = 20, 50, 2000
 TEXTS = [
@@ -29,11 +28,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def served(small_dataset, tmp_path_factory):
-    server = Served(serve_command("--dataset", small_dataset.path, "-l", "en,de"),
-                    env={"ELSST_BENCH_CACHE": str(tmp_path_factory.mktemp("load-cache"))})
-    yield server
-    server.stop()
+def served(zero_shot_served):
+    return zero_shot_served
 
 
 def _ask(session: requests.Session, base: str, i: int):

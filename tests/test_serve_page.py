@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from serve_fixtures import Served, serve_command
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER,
@@ -17,11 +16,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER,
 
 
 @pytest.fixture(scope="module")
-def served(small_dataset, tmp_path_factory):
-    server = Served(serve_command("--dataset", small_dataset.path, "-l", "en,de"),
-                    env={"ELSST_BENCH_CACHE": str(tmp_path_factory.mktemp("page-cache"))})
-    yield server
-    server.stop()
+def served(zero_shot_served):
+    return zero_shot_served
 
 
 @pytest.fixture(scope="module")
