@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import BenchError
 
@@ -90,12 +91,18 @@ def check_target(path: str | os.PathLike, kind: Kind, *, replace: bool, flag: st
     return exists
 
 
-def check_run_id(run_id: str) -> str:
-    """A run id is a relative path of plain names inside ``--out`` (``lora-s0``, ``tuning/lora-lr0.001``)."""
-    parts = PurePosixPath(run_id).parts
-    if (not run_id or run_id.startswith(("/", "~")) or "\\" in run_id or "\0" in run_id
-            or not parts or any(p in (".", "..") for p in parts) or any(not p.strip() for p in parts)
-            or run_id.split("/") != list(parts)):
+#: One name of a run id: what the error message of :func:`check_run_id` promises, and nothing else (no newline, no
+#: bidirectional control, no space: a run id is shown on terminals and boards, and is a directory name).
+_RUN_ID_PART = re.compile(r"[A-Za-z0-9._+-]+")
+_PATTERN_PART = re.compile(r"[A-Za-z0-9._+*?\[\]-]+")  # a sweep's lr_from: run ids with glob wildcards
+
+
+def check_run_id(run_id: str, pattern: bool = False) -> str:
+    """A run id is a relative path of plain names inside ``--out`` (``lora-s0``, ``tuning/lora-lr0.001``); with
+    ``pattern``, names may hold glob wildcards (``tuning/lora-lr*``)."""
+    parts = run_id.split("/")
+    part = _PATTERN_PART if pattern else _RUN_ID_PART
+    if not all(part.fullmatch(p) for p in parts) or any(p in (".", "..") for p in parts):
         raise BenchError(f"--run-id {run_id!r} must be a relative name inside --out "
-                         "(letters, digits, '-', '_', '.', and '/' between names; no '..', no absolute path)")
+                         "(ASCII letters, digits, '-', '_', '.', '+', and '/' between names; no '..', no absolute path)")
     return run_id

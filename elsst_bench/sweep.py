@@ -127,7 +127,7 @@ def _check_types(values: dict, where: str) -> None:
             raise BenchError(f"{where}: {key} = {json.dumps(value)} should be {hint_name(_HINTS[key])}")
 
 
-def _run_id(template: str, values: dict, where: str) -> str:
+def _run_id(template: str, values: dict, where: str, pattern: bool = False) -> str:
     _check_template(template, where)
     fields = {k: _field(v) for k, v in values.items()}
     try:
@@ -138,7 +138,7 @@ def _run_id(template: str, values: dict, where: str) -> str:
     except (IndexError, ValueError) as err:
         raise BenchError(f"{where}: id {template!r} is not a valid template ({err})") from None
     try:
-        return check_run_id(rid)
+        return check_run_id(rid, pattern=pattern)
     except BenchError as err:
         raise BenchError(f"{where}: id {rid!r} must be a relative path of plain names inside out, without '..'") \
             from err
@@ -151,6 +151,10 @@ def load_plan(path: str | Path) -> Plan:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BenchError(f"sweep file {path} does not exist") from None
+    except IsADirectoryError:
+        raise BenchError(f"sweep file {path} is a directory; pass a .toml file") from None
+    except OSError as err:
+        raise BenchError(f"sweep file {path} cannot be read ({err.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise BenchError(f"sweep file {path} is not valid TOML ({err})") from None
     _check_keys(doc, TOP_KEYS, str(path))
@@ -214,7 +218,7 @@ def load_plan(path: str | Path) -> Plan:
                                  "drop submit = true")
             pattern = None
             if lr_from is not None:
-                pattern = _run_id(lr_from, values, where)
+                pattern = _run_id(lr_from, values, where, pattern=True)
                 if not any(fnmatch.fnmatchcase(p.id, pattern) for p in planned):
                     raise BenchError(f"{where}: lr_from {pattern!r} matches no earlier run of this sweep")
             planned.append(PlannedRun(rid, config, bool(block.get("submit", False)), block.get("name"), pattern))

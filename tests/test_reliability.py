@@ -314,3 +314,39 @@ def test_a_run_started_when_offline_bases_recorded_a_location_still_resumes(smal
     run = train(TrainConfig(**{**config.__dict__, "resume": True}), progress=False)
     record = runs.read_config(run)
     assert record["status"] == "complete" and "location" not in record["options"]["model"]
+
+
+# ----- round two (issue 31): items 6, 14, 21, 22 -------------------------------------------------------------
+@pytest.mark.parametrize("lr", ["inf", "-inf", "nan", "0", "-1e-3"])
+def test_a_learning_rate_that_is_not_positive_and_finite_is_refused_before_training(small_dataset, tmp_path, cli, lr):
+    """Item 6: `--lr inf` trained to NaN and was marked complete."""
+    out = tmp_path / "runs"
+    result = _train(cli, small_dataset, out, "--run-id", "r", "--lr", lr)
+    assert_one_line_error(result, "--lr must be a positive finite number")
+    assert not (out / "r").exists()
+
+
+def test_a_directory_given_as_the_sweep_file_is_refused_in_one_line(tmp_path, cli):
+    """Item 14: `sweep /tmp --dry-run` raised IsADirectoryError."""
+    assert_one_line_error(cli("sweep", tmp_path, "--dry-run"), "is a directory; pass a .toml file")
+
+
+@pytest.mark.parametrize("args, option", [
+    (["prepare", "-l", ""], "--languages"), (["prepare", "-t", ","], "--tasks"),
+    (["evaluate", "-l", " "], "--languages"), (["serve", "-l", ""], "--languages"),
+    (["train", "--adapter", "lora", "--eval-tasks", ""], "--eval-tasks"),
+])
+def test_an_empty_selection_is_refused_not_taken_as_all(cli, tmp_path, args, option):
+    """Item 21: `prepare -l ""` prepared every language."""
+    result = cli(*args, cwd=tmp_path)
+    assert_one_line_error(result, f"{option} is empty")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("run_id", ["a\nb", "lora\u202eevil", "with space", "tab\there", "caf\u00e9"])
+def test_a_run_id_outside_the_stated_alphabet_is_refused(small_dataset, tmp_path, cli, run_id):
+    """Item 22: run ids with a newline or a right-to-left override passed, against the alphabet the message
+    states."""
+    out = tmp_path / "runs"
+    line = assert_one_line_error(_train(cli, small_dataset, out, "--run-id", run_id), "--run-id", "ASCII letters")
+    assert "\u202e" not in line and not out.exists()

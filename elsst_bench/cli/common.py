@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import BenchError
 
-def split_list(values: list[str] | None) -> list[str] | None:
-    """``["en,de", "fr"]`` -> ``["en", "de", "fr"]``; ``None``/empty -> ``None`` (meaning: all)."""
+
+def split_list(values: list[str] | None, option: str = "the list option") -> list[str] | None:
+    """``["en,de", "fr"]`` -> ``["en", "de", "fr"]``; not given -> ``None`` (meaning: all). Given but naming
+    nothing (``-l ""``, ``-l ,``) is refused: "all" is said by leaving the option out or by ``all``."""
     if not values:
         return None
     out = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    return out or None
+    if not out:
+        raise BenchError(f"{option} is empty; leave it out, or say 'all', for every one")
+    return out
 
 
 def print_table(headers: list[str], rows: list[list], file=None) -> None:

@@ -45,7 +45,8 @@ def evaluate(
     from ..evaluation.report import metrics_filename, table
 
     result, out_dir = evaluate_command(
-        run_dir, model, dataset=dataset, split=split, tasks=split_list(tasks), languages=split_list(languages),
+        run_dir, model, dataset=dataset, split=split, tasks=split_list(tasks, "--tasks"),
+        languages=split_list(languages, "--languages"),
         out=out, use_cache=not no_cache, index=index, batch_size=batch_size, device=device,
         show_progress=_progress(quiet),
     )
@@ -77,7 +78,8 @@ def compare(
     from ..evaluation.significance import compare_runs, report_dict
 
     entries = compare_runs(runs, dataset if dataset is not None else paths.default_dataset_dir(), split=split,
-                           tasks=split_list(tasks), languages=split_list(languages), per_language=per_language,
+                           tasks=split_list(tasks, "--tasks"), languages=split_list(languages, "--languages"),
+                           per_language=per_language,
                            max_p=max_p)
     if as_json:
         print_json([report_dict(e) for e in entries])

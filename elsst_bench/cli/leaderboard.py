@@ -62,7 +62,7 @@ def show_leaderboard(
     from ..leaderboard import store
     from ..tasks import TASKS
 
-    tasks = split_list(task)
+    tasks = split_list(task, "--task")
     unknown = [t for t in tasks or [] if t not in TASKS]
     if unknown:
         raise BenchError(f"unknown task {', '.join(map(repr, unknown))}; known: {', '.join(TASKS)}")

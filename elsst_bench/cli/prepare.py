@@ -35,8 +35,8 @@ def prepare(
     out_dir, manifest = task_mod.prepare(
         source if source is not None else paths.default_source(),
         out=out,
-        languages=split_list(languages),
-        tasks=split_list(tasks),
+        languages=split_list(languages, "--languages"),
+        tasks=split_list(tasks, "--tasks"),
         seed=seed,
         pivot=pivot,
         lowercase=not keep_case,
@@ -76,7 +76,7 @@ def export_dataset(
     from ..tasks import open_prepared, resolve_selection
 
     ds = open_prepared(dataset if dataset is not None else paths.default_dataset_dir())
-    chosen = resolve_selection(split_list(tasks), ds.tasks(), "task") if tasks else None
+    chosen = resolve_selection(split_list(tasks, "--tasks"), ds.tasks(), "task") if tasks else None
     path, summary = export(ds, out, tasks=chosen, overwrite=overwrite)
     rows = [[task, len(per_lang), sum(c["test"] for c in per_lang.values())] for task, per_lang in summary.items()]
     print_table(["task", "languages", "test queries"], rows)

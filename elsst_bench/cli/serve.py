@@ -49,7 +49,7 @@ def serve(
         raise BenchError("--workers must be at least 1")
     if quiet:
         quiet_libraries()
-    langs = split_list(languages)
+    langs = split_list(languages, "--languages")
     # Built here in every case: a refusal is one line before any port is bound, and the pools are encoded into the
     # cache once, so that each worker process below starts from a warm cache.
     suggester = load_suggester(spec, dataset=dataset, languages=langs, backend=backend, device=device,

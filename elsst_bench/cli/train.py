@@ -75,12 +75,13 @@ def train(
         quiet_libraries()
     source_dirs = [s for value in sources or [] for s in value.split(",") if s]
     config = TrainConfig(
-        adapter=adapter, model=model, rank=rank, budget=budget, tasks=split_list(tasks),
-        languages=split_list(languages), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=str(out),
+        adapter=adapter, model=model, rank=rank, budget=budget, tasks=split_list(tasks, "--tasks"),
+        languages=split_list(languages, "--languages"), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        out=str(out),
         run_id=run_id, resume=resume, device=device, dataset=str(dataset) if dataset else None,
         options=_parse_options(option), sources=source_dirs, max_pairs=max_pairs,
-        eval_languages=split_list(eval_languages), eval_tasks=split_list(eval_tasks),
-        dev_languages=split_list(dev_languages), test=test, keep_checkpoints=keep_checkpoints, spectra_every=spectra_every, overwrite=overwrite,
+        eval_languages=split_list(eval_languages, "--eval-languages"), eval_tasks=split_list(eval_tasks, "--eval-tasks"),
+        dev_languages=split_list(dev_languages, "--dev-languages"), test=test, keep_checkpoints=keep_checkpoints, spectra_every=spectra_every, overwrite=overwrite,
         recipe=recipe, hard_negatives=hard_negatives, min_grade=min_grade,
     )
     run_dir = run_training(config, progress=not quiet)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,8 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
     if recipe.components and not method.trains:
         raise BenchError(f"--recipe {recipe.name} trains, and {config.adapter} trains nothing; leave --recipe plain")
     lr = config.lr if config.lr is not None else method.default_lr
-    if method.trains and (lr is None or not lr > 0):
-        raise BenchError(f"--lr must be a positive number, got {lr}")
+    if method.trains and (lr is None or not (math.isfinite(lr) and lr > 0)):
+        raise BenchError(f"--lr must be a positive finite number, got {lr}")
     options = {
         "adapter": config.adapter,
         "model": identity,
