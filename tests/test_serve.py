@@ -210,7 +210,7 @@ def test_startup_refuses_what_it_cannot_serve_in_one_line(cli, tiny_run, small_d
 
 def test_search_refuses_bad_input_before_loading(cli, small_dataset):
     assert_one_line_error(cli("search", "  ", "--dataset", small_dataset.path), "empty")
-    assert_one_line_error(cli("search", "x", "-k", "0", "--dataset", small_dataset.path), "-k must be from 1")
+    assert_one_line_error(cli("search", "x", "-k", "0", "--dataset", small_dataset.path), "-k must be an integer from 1 to 1000")
     assert_one_line_error(cli("search", "x", "-l", "xx", "--dataset", small_dataset.path), "unknown language")
 
 

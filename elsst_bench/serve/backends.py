@@ -292,10 +292,12 @@ def load_openvino(model, source):
 
 
 def calibration_texts(dataset, languages: list[str], n: int = CALIBRATION_TEXTS) -> list[str]:
-    """Up to ``n`` texts for calibration: train-split concepts' labels and definitions in the served languages."""
+    """Up to ``n`` texts for calibration: train-split concepts' labels and definitions in ``languages``, normalised
+    as the pools are."""
     from ..tasks import split_of
+    from .core import normaliser
 
-    th = dataset.thesaurus()
+    th, norm = dataset.thesaurus(), normaliser(dataset)
     texts: list[str] = []
     seed = dataset.manifest.get("seed", 0)
     ids = [cid for cid in th.live_ids if th[cid].labels and split_of(cid, seed) == "train"]
@@ -304,7 +306,7 @@ def calibration_texts(dataset, languages: list[str], n: int = CALIBRATION_TEXTS)
         lang = languages[i % len(languages)]
         text = concept.definitions.get(lang) if i % 3 == 0 else concept.labels.get(lang)
         if text:
-            texts.append(" ".join(text.split()).lower())
+            texts.append(norm(text))
         if len(texts) >= n:
             break
     return texts

@@ -112,6 +112,13 @@ def broader_path(thesaurus, cid: str, lang: str, norm=lambda s: s) -> list[str]:
     return [concept_label(thesaurus, p, lang, norm) for p in broader_chain(thesaurus, cid)]
 
 
+def check_limit(limit, name: str = "limit") -> int:
+    """``limit`` if it is an integer from 1 to :data:`MAX_LIMIT`, else a one-line :class:`DataError`."""
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or not 1 <= limit <= MAX_LIMIT:
+        raise DataError(f"{name} must be an integer from 1 to {MAX_LIMIT}, not {limit!r}")
+    return limit
+
+
 def score_of(cosine: np.ndarray) -> np.ndarray:
     """``(1 + cos) / 2``, clipped to [0, 1] and rounded to 6 decimals (see the module docstring)."""
     return np.round(np.clip((1.0 + cosine.astype(np.float64)) / 2.0, 0.0, 1.0), 6)
@@ -229,8 +236,7 @@ class ConceptSuggester:
         threshold outside [0, 1] (NaN included) and a label language the thesaurus does not have."""
         if lang not in self.pools:
             raise DataError(f"language {lang!r} is not served; served: {', '.join(self.languages)}")
-        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or not 1 <= limit <= MAX_LIMIT:
-            raise DataError(f"limit must be an integer from 1 to {MAX_LIMIT}, not {limit!r}")
+        check_limit(limit)
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise DataError(f"threshold must be a number from 0 to 1, not {threshold!r}")
         if label_language is not None and label_language not in self.label_languages:

@@ -138,12 +138,11 @@ def environment_settings(environ=os.environ) -> dict:
 def search_command(text: str, spec: str | None = None, *, dataset=None, lang: str = "en", k: int = 10,
                    use_cache: bool = True, cache_dir=None, device: str = "auto", show_progress: bool = False) -> list[dict]:
     """``elsst-bench search``: the suggester over one language, asked once (the text is checked before loading)."""
-    from .core import MAX_LIMIT
+    from .core import check_limit
 
     if not isinstance(text, str) or not text.strip():
         raise BenchError("the search text is empty")
-    if not 1 <= k <= MAX_LIMIT:
-        raise BenchError(f"-k must be from 1 to {MAX_LIMIT}")
+    check_limit(k, "-k")
     suggester = load_suggester(spec, dataset=dataset, languages=[lang], device=device, use_cache=use_cache,
                                cache_dir=cache_dir, show_progress=show_progress)
     return suggester.suggest_one(text, suggester.languages[0], limit=k)
