@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import orjson
+
+from .errors import BenchError
 
 
 def umask() -> int:
@@ -103,11 +107,12 @@ def deferred_interrupts() -> Iterator[None]:
             os.kill(os.getpid(), received[0])
 
 
-_RENAME_EXCHANGE = 2  # linux/fs.h
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2  # linux/fs.h
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where it is unavailable."""
+def _renameat2(a: Path, b: Path, flags: int) -> bool:
+    """Linux ``renameat2``: True when done, False where this system or file system cannot (the caller falls back);
+    any other failure (``EEXIST`` for ``RENAME_NOREPLACE`` onto an existing path) raises ``OSError``."""
     import ctypes
     import ctypes.util
     import sys
@@ -120,27 +125,86 @@ def _exchange(a: Path, b: Path) -> bool:
     except (OSError, AttributeError):
         return False
     at_fdcwd = -100
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flags) == 0:
         return True
     err = ctypes.get_errno()
-    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this file system cannot exchange
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # this file system cannot
         return False
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _temporary_prefix(name: str) -> str:
+    """Temporary siblings of ``name`` are ``.NAME.PID-XXXXXXXX.tmp``: the pid says whether their writer is alive."""
+    return f".{name}.{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(final: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``final`` that a killed writer left (SIGKILL, a power cut): names of the
+    form :func:`_temporary_prefix` makes, whose process no longer exists. Returns what was removed."""
+    final = Path(final)
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(\d+)-[A-Za-z0-9_]{{8}}\.tmp")
+    removed = []
+    try:
+        siblings = list(final.parent.iterdir())
+    except OSError:
+        return removed
+    for path in siblings:
+        match = pattern.fullmatch(path.name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _replaceable(path: Path, kind) -> bool:
+    """Whether what sits at ``path`` is ours to delete: an empty directory, or a directory of ``kind``."""
+    from .outputs import is_kind
+
+    if path.is_symlink() or not path.is_dir():
+        return False
+    return not any(path.iterdir()) or (kind is not None and is_kind(path, kind))
+
+
+def _changed(final: Path, kind) -> BenchError:
+    what = f"a new, empty directory or {kind.name}" if kind is not None else "a new or empty directory"
+    return BenchError(f"{final} changed while elsst-bench was writing it and is no longer {what}; it was left as "
+                      "it is and nothing was written")
+
+
 @contextlib.contextmanager
-def directory(final: str | os.PathLike) -> Iterator[Path]:
+def directory(final: str | os.PathLike, kind=None) -> Iterator[Path]:
     """Build a directory under a temporary name beside ``final``; on success swap it into place.
 
-    If the block raises, the temporary directory is removed and ``final`` is left untouched. An existing
-    ``final`` is replaced only after the new one is complete, in one step where the file system can exchange
-    two directories (Linux), so a reader never finds ``final`` missing; Ctrl-C is held during the swap and the
-    removal of the old content, so an interrupt leaves either the old directory or the new one, and no
-    leftovers. The new directory gets the usual modes (:func:`normalize_modes`).
+    If the block raises, the temporary directory is removed and ``final`` is left untouched. What sits at
+    ``final`` when the new directory is ready is replaced only when it is ours to delete — an empty directory, or
+    a directory of ``kind`` (an :class:`elsst_bench.outputs.Kind`) — and that is judged *after* the swap, on the
+    content that came out: a directory someone created or filled at ``final`` after the command checked it is
+    swapped straight back and the command refuses (:class:`BenchError`), deleting nothing it did not write.
+    Where ``final`` is absent the new directory is moved in with ``RENAME_NOREPLACE``, so one that appears in
+    the meantime is never overwritten. Linux ``renameat2`` makes each step one system call (elsewhere the same
+    checks run just before a plain ``os.replace``); a reader never finds ``final`` missing; Ctrl-C is held during
+    the swap and the removal of the old content. Temporary directories left by killed writers are removed first
+    (:func:`remove_stale_temporaries`). The new directory gets the usual modes (:func:`normalize_modes`).
     """
     final = Path(os.path.abspath(final))
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_stale_temporaries(final)
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(final.name), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         normalize_modes(tmp)
@@ -149,13 +213,42 @@ def directory(final: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     with deferred_interrupts():
-        if final.exists() and _exchange(tmp, final):
-            shutil.rmtree(tmp, ignore_errors=True)  # now the old content
+        try:
+            _swap_in(tmp, final, kind)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def _swap_in(tmp: Path, final: Path, kind) -> None:
+    try:
+        if _renameat2(tmp, final, _RENAME_NOREPLACE):
             return
+    except FileExistsError:
+        pass
+    except OSError as err:
+        if err.errno != errno.EEXIST:
+            raise
+    else:  # no renameat2 here: check, then replace (a window remains between the two)
+        if os.path.lexists(final) and not _replaceable(final, kind):
+            raise _changed(final, kind)
         old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{os.getpid()}"
+        if os.path.lexists(final):
+            old = final.parent / f"{_temporary_prefix(final.name)}replaced.tmp"
             os.replace(final, old)
         os.replace(tmp, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        return
+    if not _renameat2(tmp, final, _RENAME_EXCHANGE):  # final exists, but this file system cannot exchange
+        if not _replaceable(final, kind):
+            raise _changed(final, kind)
+        old = final.parent / f"{_temporary_prefix(final.name)}replaced.tmp"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    if not _replaceable(tmp, kind):  # tmp now holds what was at final
+        _renameat2(tmp, final, _RENAME_EXCHANGE)
+        raise _changed(final, kind)
+    shutil.rmtree(tmp, ignore_errors=True)  # the old content, ours to delete

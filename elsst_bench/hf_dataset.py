@@ -64,7 +64,7 @@ def export_dataset(ds: PreparedDataset, out: str | Path, *, tasks: list[str] | N
     outputs.check_target(out, KIND, replace=overwrite)
     chosen = [t for t in ds.tasks() if tasks is None or t in tasks]
     summary: dict[str, dict[str, dict[str, int]]] = {}
-    with atomic.directory(out) as tmp:
+    with atomic.directory(out, KIND if overwrite else None) as tmp:
         for task in chosen:
             languages = ds.languages(task)
             counts: dict[str, dict[str, int]] = {}

@@ -8,10 +8,16 @@ is finite (``nan`` is not a learning rate), a name is a non-empty string. A :dat
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import types
 import typing
+import unicodedata
+from pathlib import Path
 from typing import Any, Callable
+
+from .errors import DataError
 
 Kind = tuple[Callable[[Any], bool], str]
 
@@ -32,11 +38,41 @@ def is_texts(value) -> bool:
     return isinstance(value, list) and all(isinstance(x, str) for x in value)
 
 
+#: The longest display name of a leaderboard row (``submit --name``, a sweep block's ``name``).
+NAME_MAX = 120
+#: The longest string a board, a terminal table or a page shows as one value (a model name, a run id, a version).
+LINE_MAX = 200
+
+
+def is_line(value, limit: int = LINE_MAX) -> bool:
+    """One displayable line: a string of 1 to ``limit`` characters with no control, format, surrogate, private or
+    unassigned character (Unicode category C*: newline, ESC, NUL, the bidirectional overrides) and no line or
+    paragraph separator, so it cannot break a table row, move a terminal's cursor or reorder what follows it."""
+    return (isinstance(value, str) and 0 < len(value) <= limit
+            and not any(unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029" for ch in value))
+
+
 INTEGER: Kind = (is_integer, "an integer")
 NUMBER: Kind = (is_number, "a finite number")
 TEXT: Kind = (is_text, "a non-empty string")
 TEXTS: Kind = (is_texts, "a list of strings")
 OBJECT: Kind = (lambda value: isinstance(value, dict), "an object")
+LINE: Kind = (is_line, f"one line of 1 to {LINE_MAX} printable characters")
+
+
+def read_json(path: str | os.PathLike, *, error: type[Exception] = DataError, hint: str = "") -> Any:
+    """The parsed content of the JSON file ``path``, or one line naming it: unreadable, not UTF-8, not JSON, or
+    nested too deeply to parse (``'[' * 200000`` makes the parser raise ``RecursionError``). The one reader of every
+    JSON file someone may hand in; ``hint`` (what to do instead) is appended to the refusal."""
+    suffix = f"; {hint}" if hint else ""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise error(f"cannot read {path}: {err.strerror or err}{suffix}") from None
+    except (UnicodeDecodeError, ValueError) as err:
+        raise error(f"{path} is not valid JSON ({type(err).__name__}: {err}){suffix}") from None
+    except RecursionError:
+        raise error(f"{path} is nested too deeply to be a file elsst-bench wrote{suffix}") from None
 
 
 def accepts(hint, value) -> bool:

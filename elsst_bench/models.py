@@ -184,13 +184,61 @@ def locate_base(identity: dict) -> str:
     return name
 
 
-def load_sentence_transformer(name_or_path: str | None, device: str | None = "cpu"):
-    """Load a SentenceTransformer, turning load failures into one-line ``BenchError``s."""
+#: How queries and documents are prefixed with a model's prompts (multilingual-e5: ``query: `` / ``passage: ``):
+#: ``asymmetric`` as the model defines them (the default), ``symmetric`` every text as a query (what e5's card asks
+#: for symmetric tasks, such as a label against labels), ``none`` no prompt at all. Training and evaluation use
+#: the same one; a run records any other than the default under ``options["prompts"]`` (absent: the default, so
+#: runs made before the option existed read unchanged). RESULTS.md compares the three on the zero-shot row.
+PROMPT_CONVENTIONS = ("asymmetric", "symmetric", "none")
+DEFAULT_PROMPTS = "asymmetric"
+_DOCUMENT_PROMPTS = ("document", "passage", "corpus")
+
+
+def prompt_convention(options: dict | None) -> str:
+    """The convention a run's (or an evaluation's) recorded options name: the default when they name none."""
+    convention = (options or {}).get("prompts", DEFAULT_PROMPTS)
+    check_prompts(convention)
+    return convention
+
+
+def check_prompts(convention) -> str:
+    if convention not in PROMPT_CONVENTIONS:
+        raise BenchError(f"--prompts must be one of {', '.join(PROMPT_CONVENTIONS)}, got {convention!r}")
+    return convention
+
+
+def prompts_under(prompts: dict | None, default_name: str | None, convention: str) -> tuple[dict, str | None]:
+    """A model's ``(prompts, default prompt name)`` under ``convention`` (:data:`PROMPT_CONVENTIONS`)."""
+    check_prompts(convention)
+    prompts = dict(prompts or {})
+    if convention == "none":
+        return {}, None
+    if convention == "symmetric":
+        query = prompts.get("query", prompts.get(default_name) if default_name else None)
+        if query is not None:
+            for name in _DOCUMENT_PROMPTS:
+                prompts[name] = query
+    return prompts, default_name
+
+
+def apply_prompts(model, convention: str):
+    """Set ``model``'s prompts to ``convention`` in place (a SentenceTransformer); returns the model."""
+    if convention != DEFAULT_PROMPTS:
+        model.prompts, model.default_prompt_name = prompts_under(getattr(model, "prompts", None),
+                                                                 getattr(model, "default_prompt_name", None),
+                                                                 convention)
+    return model
+
+
+def load_sentence_transformer(name_or_path: str | None, device: str | None = "cpu", prompts: str = DEFAULT_PROMPTS):
+    """Load a SentenceTransformer with its prompts under ``prompts`` (:data:`PROMPT_CONVENTIONS`), turning load
+    failures into one-line ``BenchError``s."""
+    check_prompts(prompts)
     name, location = resolve_model(name_or_path)
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(location, device=device)
+        return apply_prompts(SentenceTransformer(location, device=device), prompts)
     except (OSError, ValueError) as err:
         raise BenchError(f"cannot load sentence-transformers model {name}: {str(err).splitlines()[0]}") from err
 
@@ -230,8 +278,26 @@ def role_prompt(model, role: str) -> str:
     it and training prefixes its pair columns with it, so both see a text the same way.
     """
     prompts = getattr(model, "prompts", None) or {}
-    for name in (("query",) if role == "query" else ("document", "passage", "corpus")):
+    for name in (("query",) if role == "query" else _DOCUMENT_PROMPTS):
         if name in prompts:
             return prompts[name] or ""
     default = getattr(model, "default_prompt_name", None)
     return (prompts.get(default) or "") if default else ""
+
+
+def non_finite_parameters(model, trainable_only: bool = False) -> list[str]:
+    """Names of the model's parameters holding a NaN or an infinity (``trainable_only``: those that train). A run
+    whose tensors are not finite is never marked complete, and none is exported: a NaN model scores zero and
+    breaks every reader of its weights."""
+    import torch
+
+    with torch.no_grad():
+        return [name for name, p in model.named_parameters()
+                if (p.requires_grad or not trainable_only) and not bool(torch.isfinite(p).all())]
+
+
+def check_finite(model, what: str, trainable_only: bool = False) -> None:
+    bad = non_finite_parameters(model, trainable_only)
+    if bad:
+        raise BenchError(f"{what} has non-finite weights (NaN or infinity) in {len(bad)} tensors, first {bad[0]}; "
+                         "it was trained at too high a learning rate: train again with a lower --lr")

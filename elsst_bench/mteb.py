@@ -200,6 +200,21 @@ class ElsstRetrievalTask(AbsTaskRetrieval):
         self.data_loaded = False
 
 
+def _names(value, what: str) -> list[str] | None:
+    """``None`` (every one), one name, or a non-empty list of names; anything else is refused in one line (an
+    empty list would otherwise mean "all", and ``b"broader"`` or ``123`` fail deep inside)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise DataError(f"{what} must be a name or a list of names (str), got {type(value).__name__} "
+                        f"{repr(value)[:40]}")
+    if not value:
+        raise DataError(f"{what} is an empty list; pass None for every one")
+    return list(value)
+
+
 def tasks(tasks: list[str] | str | None = None, languages: list[str] | str | None = None,
           dataset=None) -> list[ElsstRetrievalTask]:
     """MTEB retrieval tasks for the selected ELSST tasks and languages of a prepared dataset.
@@ -208,9 +223,8 @@ def tasks(tasks: list[str] | str | None = None, languages: list[str] | str | Non
     given as MTEB codes (``deu``, ``deu-Latn``). ``dataset``: a prepared dataset or its directory (default
     ``data/prepared/elsst-r5``). Unknown tasks or languages, or a missing dataset, raise :class:`DataError`.
     """
+    tasks, languages = _names(tasks, "tasks"), _names(languages, "languages")
     ds = _open(dataset)
-    tasks = [tasks] if isinstance(tasks, str) else tasks
-    languages = [languages] if isinstance(languages, str) else languages
     if languages is not None:
         languages = [_elsst_code(lang) for lang in languages]
     made = [ElsstRetrievalTask(task, ds, langs) for task, langs in select(ds, tasks, languages, strict=True)]

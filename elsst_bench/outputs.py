@@ -41,6 +41,7 @@ EVALUATION = Kind("a run or evaluation directory", ("config.json", "metrics.json
 DATASET = Kind("a prepared dataset", ("manifest.json",))
 MODEL = Kind("an exported model", ("modules.json",))
 PEFT_ADAPTER = Kind("an exported PEFT adapter", ("adapter_config.json",))
+ADAPTER = Kind("a run's adapter directory", ("adapter_config.json",))
 
 
 def is_kind(path: str | os.PathLike, kind: Kind) -> bool:
@@ -48,12 +49,16 @@ def is_kind(path: str | os.PathLike, kind: Kind) -> bool:
     return path.is_dir() and not path.is_symlink() and any((path / m).is_file() for m in kind.markers)
 
 
-def check_writable(path: str | os.PathLike, what: str = "output") -> None:
+def check_writable(path: str | os.PathLike, what: str = "output", file: bool = False) -> None:
     """Refuse (one line) unless ``path`` can be created or written: its nearest existing ancestor is a
-    directory in which a file can actually be created."""
+    directory in which a file can actually be created. ``file``: ``path`` is a file (a lock, a page), so an
+    existing one is replaced in its directory, which is what is probed."""
     target = Path(os.path.abspath(path))
-    probe = target
+    probe = target.parent if file and target.is_file() and not target.is_symlink() else target
     while not probe.exists():
+        if probe.is_symlink():  # a link to nothing: mkdir would fail on it with FileExistsError
+            raise BenchError(f"cannot write the {what} {path}: {probe} is a symbolic link to a missing "
+                             f"{os.readlink(probe)}")
         if probe.parent == probe:
             break
         probe = probe.parent

@@ -12,19 +12,23 @@ runs/<run_id>/
 ```
 
 A run is *complete* when ``config.json`` says ``"status": "complete"``; every file is written atomically,
-so a run killed at any moment is either resumable (``--resume``) or untouched.
+so a run killed at any moment is either resumable (``--resume``) or untouched. A run directory has one owner at a
+time: ``train`` and ``evaluate`` hold ``.<run>.lock`` beside it (:func:`owner`) while they write it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 from . import __version__
 from .errors import BenchError, DataError
-from .jsontypes import INTEGER, OBJECT, TEXT
+from .jsontypes import INTEGER, OBJECT, TEXT, read_json
 
 CONFIG = "config.json"
 ADAPTER_DIR = "adapter"
@@ -33,6 +37,43 @@ TRAIN_LOG = "train_log.jsonl"
 SPECTRA_LOG = "spectra.jsonl"
 METRICS = "metrics.json"
 CHECKPOINTS = "checkpoints"
+RANKINGS = "rankings"  # <task>.<lang>.<split>.tsv.gz, written with the metrics (evaluation.result)
+
+
+def lock_path(run_dir: str | Path) -> Path:
+    """The lock file of a run directory: beside it, not in it (``--overwrite`` replaces the directory whole)."""
+    run_dir = Path(os.path.abspath(run_dir))
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def owner(run_dir: str | Path, held: bool = True) -> Iterator[None]:
+    """Own ``run_dir`` for the block: a second ``train`` or ``evaluate`` of the same directory refuses at once
+    (one line) instead of deleting the first one's checkpoints or mixing its records with its own. The lock is
+    the kernel's (``flock``), so a killed owner releases it. ``held=False`` (a DDP process of rank > 0, which
+    writes nothing) takes no lock."""
+    if not held:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    from .outputs import check_writable
+
+    path = lock_path(run_dir)
+    check_writable(path, "run directory's lock", file=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BenchError(f"{path} (the lock of run {run_dir}) is not a plain file; remove it")
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BenchError(f"run {run_dir} is being written by another elsst-bench process (it holds {path}); "
+                         "wait for it to finish, or choose another --run-id") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def read_config(run_dir: str | Path, *, hint: str | None = None) -> dict:
@@ -48,10 +89,7 @@ def read_config(run_dir: str | Path, *, hint: str | None = None) -> dict:
         raise DataError(f"run directory {run_dir} {'is not a directory' if run_dir.exists() else 'does not exist'}")
     if not path.is_file():
         raise DataError(f"{run_dir} is not a run directory: it has no {CONFIG}" + (f"; {hint}" if hint else ""))
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not valid JSON ({err})") from err
+    config = read_json(path)
     if not isinstance(config, dict):
         raise DataError(f"{path} is not a run configuration (a JSON object)")
     return config
@@ -166,15 +204,16 @@ def load_run(run_dir: str | Path, device: str | None = "cpu"):
     Returns ``(model, info)`` with ``info = {"identity", "adapter", "trainable_params", "dataset_fingerprint",
     "config"}``. ``identity`` names the base model and the adapter file, so embedding caches never mix runs.
     """
-    from .models import load_sentence_transformer, locate
+    from .models import load_sentence_transformer, locate, prompt_convention
 
     run_dir = Path(run_dir)
     config = read_complete(run_dir)
     adapter = config["adapter"]
+    prompts = prompt_convention(config.get("options"))  # the run trained and was scored with these
     if trains(adapter) and not is_adapter(adapter):  # full fine-tuning: the whole encoder was saved
-        model = load_sentence_transformer(str(run_dir / MODEL_DIR), device=device)
+        model = load_sentence_transformer(str(run_dir / MODEL_DIR), device=device, prompts=prompts)
     else:
-        model = load_sentence_transformer(locate(config["model"]), device=device)
+        model = load_sentence_transformer(locate(config["model"]), device=device, prompts=prompts)
         if is_adapter(adapter):
             from .adapters import load_adapter
 

@@ -44,6 +44,7 @@ import dataclasses
 import fnmatch
 import itertools
 import json
+import os
 import string
 import time
 import tomllib
@@ -55,7 +56,7 @@ from typing import Any, Callable
 from . import atomic, runs
 from .outputs import check_run_id
 from .errors import BenchError
-from .jsontypes import accepts, hint_name
+from .jsontypes import NAME_MAX, accepts, hint_name, is_line
 from .training import TrainConfig
 
 SUBMITTED = "submitted.json"
@@ -64,6 +65,9 @@ TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
                    if f.name not in ("out", "run_id", "resume", "overwrite", "fail_at_step"))
 BLOCK_KEYS = ("id", "matrix", "submit", "name", "lr_from")
 TOP_KEYS = ("out", "leaderboard", "defaults", "runs")
+#: The most runs a sweep file may plan: a matrix is a cartesian product, and a typo (``seed = range`` of 10⁴ by
+#: four more keys) would otherwise expand for minutes into gigabytes before a single line is printed.
+MAX_RUNS = 10_000
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,20 @@ def _run_id(template: str, values: dict, where: str, pattern: bool = False) -> s
             from err
 
 
+def _check_size(blocks: list, path: Path) -> None:
+    """Refuse a plan of more than :data:`MAX_RUNS` runs before expanding it, saying how many it would be."""
+    total = 0
+    for block in blocks:
+        matrix = block.get("matrix", {}) if isinstance(block, dict) else {}
+        size = 1
+        for values in (matrix.values() if isinstance(matrix, dict) else ()):
+            size *= len(values) if isinstance(values, list) else 1
+        total += size
+    if total > MAX_RUNS:
+        raise BenchError(f"{path} plans {total:,} runs, more than the {MAX_RUNS:,} a sweep may hold; "
+                         "split it into several files or shorten its matrices")
+
+
 def load_plan(path: str | Path) -> Plan:
     """Parse and expand a sweep file; every error names the file and the block."""
     path = Path(path)
@@ -161,8 +179,8 @@ def load_plan(path: str | Path) -> Plan:
     if not isinstance(doc.get("out"), str) or not doc["out"]:
         raise BenchError(f"{path}: set out = \"DIR\", the directory that holds the sweep's run directories")
     board = doc.get("leaderboard")
-    if board is not None and not isinstance(board, str):
-        raise BenchError(f"{path}: leaderboard must be a directory path")
+    if board is not None and (not isinstance(board, str) or not board.strip()):
+        raise BenchError(f"{path}: leaderboard must be a directory path (leave it out to submit nothing)")
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):
         raise BenchError(f"{path}: [defaults] must be a table")
@@ -171,6 +189,7 @@ def load_plan(path: str | Path) -> Plan:
     if not isinstance(blocks, list) or not blocks:
         raise BenchError(f"{path}: no [[runs]] blocks")
 
+    _check_size(blocks, path)
     planned: list[PlannedRun] = []
     seen: dict[str, str] = {}
     for i, block in enumerate(blocks, 1):
@@ -191,6 +210,10 @@ def load_plan(path: str | Path) -> Plan:
                 _check_types({key: value}, f"{where} matrix")
         fixed = {**defaults, **{k: v for k, v in block.items() if k in TRAIN_KEYS}}
         _check_types(fixed, where)
+        name = block.get("name")
+        if name is not None and not is_line(name, NAME_MAX):
+            raise BenchError(f"{where}: name must be one line of 1 to {NAME_MAX} printable characters (the "
+                             "leaderboard's display name), got " + repr(name)[:60])
         lr_from = block.get("lr_from")
         if lr_from is not None:
             if not isinstance(lr_from, str) or not lr_from:
@@ -373,9 +396,24 @@ def run_sweep(plan: Plan, *, submit: bool = True, progress: bool = True,
     return summary
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel send this process SIGTERM when its parent dies, however it dies (SIGKILL included),
+    so that a killed sweep never leaves a training child writing into the run directory."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def _train_child(config: TrainConfig, progress: bool, errors) -> None:
     from .training import train
 
+    _die_with_parent()
     if not progress:
         from .progress import quiet_libraries
 
@@ -390,19 +428,31 @@ def _train_child(config: TrainConfig, progress: bool, errors) -> None:
 def train_isolated(config: TrainConfig, progress: bool = True) -> None:
     """``train(config)`` in a fresh (spawned) process: each run's peak memory (``ru_maxrss``) is its own, not the
     sweep's running maximum, and no state (threads, caches, allocator) carries from one run to the next. A
-    :class:`BenchError` in the child is raised here with its message; Ctrl-C stops the child and the sweep."""
+    :class:`BenchError` in the child is raised here with its message. Ctrl-C or SIGTERM stops the child first, then
+    the sweep (a SIGKILLed sweep's child gets SIGTERM from the kernel: :func:`_die_with_parent`)."""
     import multiprocessing
+    import signal
+    import threading
 
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
     child = ctx.Process(target=_train_child, args=(config, progress, errors), name=f"train {config.run_id}")
     child.start()
+    terminated: list[int] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: (terminated.append(signum), child.terminate()))
     try:
         child.join()
     except KeyboardInterrupt:
         child.terminate()
         child.join()
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if terminated:  # the child has stopped; now the sweep takes the signal as it would have
+        os.kill(os.getpid(), signal.SIGTERM)
     if child.exitcode != 0:
         import queue
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import __version__, atomic
 from .errors import DataError
+from .jsontypes import read_json
 from .metric_names import PRIMARY_METRIC
 from .thesaurus import Thesaurus
 
@@ -262,7 +263,9 @@ def build_dataset(thesaurus: Thesaurus, languages: list[str], tasks: list[str], 
 
 def write_dataset(out_dir: Path, files: dict[str, bytes], manifest: dict) -> None:
     """Write all files into a temporary directory and swap it into ``out_dir`` (atomic as a whole)."""
-    with atomic.directory(out_dir) as tmp:
+    from .outputs import DATASET
+
+    with atomic.directory(out_dir, DATASET) as tmp:
         for rel, content in files.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -327,10 +330,7 @@ def open_prepared(path: str | os.PathLike) -> PreparedDataset:
     manifest_path = path / "manifest.json"
     if not manifest_path.exists():
         raise DataError(f"no prepared dataset at {path}; run `elsst-bench prepare` first")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{manifest_path} is not valid JSON ({err}); re-run `elsst-bench prepare`") from err
+    manifest = read_json(manifest_path, hint="re-run `elsst-bench prepare`")
     return PreparedDataset(path, manifest)
 
 

@@ -667,10 +667,13 @@ def on_board(run: Path) -> bool:
 
 
 def ml_grid(plan) -> list[Method]:
-    """The plan's submitted runs grouped by id without ``-s<seed>``, in the plan's order."""
+    """The plan's submitted runs grouped by id without ``-s<seed>``, in the plan's order; the runs under another
+    prompt convention than the benchmark's are the prompt study's (:func:`ml_conventions`), not rows of the grid."""
+    from elsst_bench.models import DEFAULT_PROMPTS
+
     groups: dict[str, Method] = {}
     for run in plan.runs:
-        if not run.submit:
+        if not run.submit or run.config.prompts != DEFAULT_PROMPTS:
             continue
         key = run.id.rsplit("-s", 1)[0]
         group = groups.setdefault(key, Method(key, ml_label(key), run.config.adapter))
@@ -849,6 +852,58 @@ def ml_against_zero_shot(grid: list[Method], langs: dict[str, list[str]]) -> tup
     if not rows:
         return "No trained method has a complete run yet.", {}
     return table(rows, ["method", "seeds", *languages, f"significant (Holm over {len(languages)})"]), numbers
+
+
+def ml_conventions(plan) -> dict[str, Path]:
+    """``{prompt convention: its complete, submitted zero-shot run}`` (the benchmark's own is the grid's ``none``)."""
+    out = {}
+    for run in plan.runs:
+        if run.submit and not trains(run.config.adapter) and on_board(run.run_dir):
+            out.setdefault(run.config.prompts, run.run_dir)
+    return {c: out[c] for c in ("asymmetric", "symmetric", "none") if c in out}
+
+
+def ml_prompt_section(plan, grid: list[Method], langs: dict[str, list[str]]) -> list[str]:
+    """The zero-shot model under each prompt convention, per task and language; and every trained row's gain over
+    the benchmark's zero-shot row and over the best zero-shot convention of each task."""
+    found = ml_conventions(plan)
+    head = ["### The prompt convention: the zero-shot row under three conventions", "",
+            "multilingual-e5-small was trained with `query: ` and `passage: ` prefixes. The grid encodes a query with "
+            "`query: ` and a concept (its label, the document) with `passage: ` (*asymmetric*, the model's own "
+            "retrieval convention), in training and in evaluation alike. e5's card asks for `query: ` on both sides "
+            "of a symmetric task (*symmetric*), and `broader` and `crosslingual` compare a label with labels; "
+            "*none* drops the prefixes. Every gain over zero-shot below is measured from the asymmetric row, so "
+            "this table says how much of a gain a better zero-shot convention would take back. "
+            "Rows: `elsst-bench train --adapter none --prompts C` (the sweep's `none-prompts-*` runs); graded "
+            "nDCG@10 macro over languages; the best convention of each task in bold.", ""]
+    if len(found) < 2:
+        return head + ["(waiting for the sweep: " + ", ".join(c for c in ("symmetric", "none") if c not in found)
+                       + " not run yet)", ""]
+    macro = {c: {t: ml_scores(r)[t]["macro"][PRIMARY_METRIC] for t in ML_TASKS if langs[t]} for c, r in found.items()}
+    best = {t: max(found, key=lambda c: macro[c][t]) for t in ML_TASKS if langs[t]}
+    rows = [[f"`{c}`", *[(f"**{macro[c][t]:.4f}**" if best[t] == c else f"{macro[c][t]:.4f}") for t in best],
+             f"{read_json(r / 'metrics.json')['main_score']:.4f}"] for c, r in found.items()]
+    lines = head + [table(rows, ["convention", *[f"{t} nDCG@10" for t in best], "main score"]), ""]
+    for task in best:
+        rows = [[f"`{c}`", *[f"{ml_scores(r)[task][lang][PRIMARY_METRIC]:.4f}" for lang in langs[task]]]
+                for c, r in found.items()]
+        lines += [f"`{task}`:", "", table(rows, ["convention", *langs[task]]), ""]
+    trained = [g for g in grid if g.done and trains(g.adapter)]
+    if trained:
+        rows = []
+        for g in trained:
+            cells = []
+            for task in best:
+                mean = float(np.mean([ml_scores(r)[task]["macro"][PRIMARY_METRIC] for r in g.done]))
+                cells.append(f"{mean - macro['asymmetric'][task]:+.4f} / {mean - macro[best[task]][task]:+.4f}"
+                             if "asymmetric" in macro else f"– / {mean - macro[best[task]][task]:+.4f}")
+            rows.append([f"`{g.label}`", *cells])
+        lines += ["Each trained row's task macro (mean over its seeds) minus the zero-shot row's: against the "
+                  "asymmetric zero-shot row / against the best zero-shot convention of the task (bold above). A "
+                  "trained row keeps the asymmetric convention; where the second number is smaller, part of the "
+                  "first was the convention, not the adapter.", "",
+                  table(rows, ["method", *[f"{t} Δ asym / Δ best" for t in best]]), ""]
+    return lines
 
 
 def ml_recipe_comparison(grid: list[Method], langs: dict[str, list[str]]) -> tuple[str, dict]:
@@ -1105,6 +1160,7 @@ def ml_section() -> list[str]:
     zero, _ = ml_against_zero_shot(grid, langs)
     recipes, _ = ml_recipe_comparison(grid, langs)
     tuning, _ = ml_tuning_table(plan, grid)
+    prompts = ml_prompt_section(plan, grid, langs)
     heatmap = ml_heatmap(grid, langs)
     claims = CLAIMS_ML.read_text(encoding="utf-8").strip() if CLAIMS_ML.exists() else "(claims not written yet)"
     n_langs = len({lang for v in langs.values() for lang in v}) or "planned"
@@ -1149,6 +1205,7 @@ def ml_section() -> list[str]:
         "",
         versus,
         "",
+        *prompts,
         "### Gains and losses against zero-shot, per language",
         "",
         "Δ: the method's main score in that language (graded nDCG@10 averaged over the tasks the language has; "

@@ -27,7 +27,9 @@ from elsst_bench.errors import AdapterError, BenchError
 
 PACKAGE = Path(adapters.__file__).parent
 #: the published order (``elsst-bench adapters`` and every table list the methods in it); new methods go after
-PUBLISHED = ["lora", "orthogeolora", "gelora", "smoa", "eigenlorax", "pica", "dora", "pissa", "vera", "hra"]
+PUBLISHED = ["lora", "orthogeolora", "gelora", "smoa", "eigenlorax", "pica", "dora", "pissa", "vera", "hra",
+             "oft", "boft", "psoft", "osf", "delora", "gralora", "randlora", "miss", "c3a", "road", "fourierft", "loha",
+             "lokr", "ia3"]
 
 
 def test_torch_free_api_does_not_import_torch(tmp_path):
@@ -91,7 +93,9 @@ def test_default_learning_rates_and_what_each_entry_is():
     lrs = {name: method_info(name).default_lr for name in available_methods()}
     assert lrs == {"full": 2e-5, "lora": 3e-3, "orthogeolora": 1e-2, "gelora": 3e-3, "smoa": 3e-3,
                    "eigenlorax": 1e-2, "pica": 3e-3, "dora": 3e-3, "pissa": 1e-3, "vera": 1e-2, "hra": 3e-3,
-                   "none": None}
+                   **{name: 3e-3 for name in ("oft", "boft", "psoft", "osf", "delora", "gralora", "randlora", "miss",
+                                              "c3a", "road", "fourierft", "loha", "lokr")},
+                   "ia3": 3e-2, "none": None}
     for name in available_adapters():
         info = method_info(name)
         assert info.trains and info.is_adapter and info.source in ("native", "peft") and info.implementation
@@ -120,6 +124,20 @@ def test_saved_option_order_is_the_config_field_order():
         "pissa": [("alpha", None)],
         "vera": [("d_initial", 0.1), ("projection_prng_key", 0)],
         "hra": [("apply_gs", False)],
+        "oft": [("block_share", False), ("use_cayley_neumann", True)],
+        "boft": [("butterfly_factor", 1)],
+        "psoft": [("alpha", None), ("orthogonal", True)],
+        "osf": [],
+        "delora": [("delora_lambda", 15.0)],
+        "gralora": [("alpha", None), ("k", 2)],
+        "randlora": [("alpha", None), ("projection_prng_key", 0)],
+        "miss": [],
+        "c3a": [],
+        "road": [("variant", 1), ("group_size", None)],
+        "fourierft": [("scaling", 150.0), ("random_loc_seed", 777)],
+        "loha": [("alpha", None)],
+        "lokr": [("alpha", None), ("decompose_factor", -1)],
+        "ia3": [],
         "none": [],
         "full": [],
     }

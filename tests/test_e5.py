@@ -17,6 +17,7 @@ from conftest import run_cli
 
 from elsst_bench import e5
 from elsst_bench.e5 import source as e5source
+from elsst_bench.errors import BenchError
 from elsst_bench.e5 import tokenizer as e5tokenizer
 from elsst_bench.errors import BenchError, DataError
 
@@ -318,7 +319,8 @@ def test_concurrent_builders_convert_once(tmp_path, monkeypatch):
         calls.append(1)
         time.sleep(0.5)
         (Path(out) / "weights.bin").write_bytes(b"w")
-        (Path(out) / e5.MARKER).write_text(json.dumps({"identity": ident, "files": {"weights.bin": {"size": 1}}}))
+        (Path(out) / e5.MARKER).write_text(json.dumps(
+            {"identity": ident, "files": {"weights.bin": {"size": 1, "sha256": hashlib.sha256(b"w").hexdigest()}}}))
 
     monkeypatch.setattr(e5, "convert", fake_convert)
     results, errors = [], []
@@ -339,19 +341,38 @@ def test_concurrent_builders_convert_once(tmp_path, monkeypatch):
     assert e5.is_complete(results[0], e5.identity())
 
 
-def test_incomplete_directory_is_rebuilt(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_convert(source, out, ident, progress=False):
-        calls.append(1)
-        (Path(out) / e5.MARKER).write_text(json.dumps({"identity": ident, "files": {}}))
-
-    monkeypatch.setattr(e5, "convert", fake_convert)
+def test_a_foreign_directory_at_the_cache_path_is_left_alone(tmp_path, monkeypatch):
+    """A directory without a conversion marker at the cache path is not the tool's: build refuses, deletes
+    nothing (a crash before the rename cannot leave it, a user can)."""
+    monkeypatch.setattr(e5, "convert", lambda source, out, ident, progress=False: (
+        (Path(out) / e5.MARKER).write_text(json.dumps({"identity": ident, "files": {}}))))
     target = e5.model_dir(tmp_path)
     target.mkdir(parents=True)
-    (target / "model.safetensors").write_bytes(b"half")  # a crash before the rename cannot leave this, a user can
-    assert e5.build(cache_dir=tmp_path) == target and calls == [1]
-    assert not (target / "model.safetensors").exists()
+    (target / "model.safetensors").write_bytes(b"half")
+    with pytest.raises(BenchError, match="changed while elsst-bench was writing it and is no longer a new, empty "
+                                         "directory or a converted model"):
+        e5.build(cache_dir=tmp_path)
+    assert (target / "model.safetensors").read_bytes() == b"half"
+    assert sorted(p.name for p in tmp_path.rglob("*") if ".tmp" in p.name) == []
+
+
+def test_same_size_corruption_is_found_and_rebuilt(tiny, tmp_path, torch_one_thread):
+    """Reliability 10: zeros written over part of model.safetensors keep its size, but not its sha256 recorded at
+    build time; the next process to use the conversion re-hashes it and converts again."""
+    built = e5.build(cache_dir=tmp_path, source=tiny)
+    genuine = file_hashes(built)
+    weights = built / "model.safetensors"
+    with open(weights, "r+b") as handle:
+        handle.seek(weights.stat().st_size // 2)
+        handle.write(b"\0" * 4096)
+    assert file_hashes(built) != genuine
+    assert e5.is_complete(built, e5.identity(tiny))  # this process verified it already: no re-hash per call
+    e5._verified.clear()  # a new process
+    assert not e5.is_complete(built, e5.identity(tiny))
+    assert e5.build(cache_dir=tmp_path, source=tiny) == built
+    assert file_hashes(built) == genuine
+    marker = json.loads((built / e5.MARKER).read_text())
+    assert marker["files"]["model.safetensors"]["sha256"] == genuine["model.safetensors"]
 
 
 # ----- bad input -----------------------------------------------------------------------------------------------

@@ -12,10 +12,13 @@ import torch
 from conftest import assert_one_line_error
 
 from elsst_bench import runs
+from elsst_bench.adapters import available_adapters, get_method, method_info
 from elsst_bench.adapters.peft_export import lora_factors
 from elsst_bench.training import TrainConfig, train
 
 TINY = dict(languages=["en"], epochs=1, batch_size=8, max_pairs=24, eval_tasks=["broader"])
+TUNERS = [(name, get_method(name).peft_type) for name in available_adapters()
+          if method_info(name).implementation.startswith(".peft_tuners:")]
 TEXTS = ["labour market", "households", "voting behaviour", "Arbeitslosigkeit"]
 
 
@@ -37,6 +40,7 @@ def _train(small_dataset, tmp_path, adapter, sources):
     ("lora", "LORA"), ("orthogeolora", "LORA"), ("gelora", "LORA"), ("eigenlorax", "LORA"), ("pica", "LORA"),
     ("pissa", "LORA"),  # ΔW = s(BA − B0 A0) against W0: the exact LoRA of rank ≤ 2r
     ("dora", "LORA"), ("vera", "VERA"), ("hra", "HRA"),  # PEFT's own types, written as they are
+    *TUNERS,  # every tuner of .peft_tuners: its own PEFT type
 ])
 def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sources, adapter, peft_type):
     from peft import PeftModel

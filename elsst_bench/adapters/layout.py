@@ -13,10 +13,10 @@ fields. Writing and loading the tensors is :mod:`.io`'s job; this module only kn
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import AdapterError
+from ..jsontypes import read_json
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter.safetensors"
@@ -31,10 +31,7 @@ def read_adapter_config(directory: str | Path) -> dict:
     path = Path(directory) / ADAPTER_CONFIG
     if not path.is_file():
         raise AdapterError(f"{directory} is not an adapter directory (no {ADAPTER_CONFIG})")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AdapterError(f"adapter config {path} is corrupt ({err.__class__.__name__})") from None
+    config = read_json(path, error=AdapterError)
     for key, kind in REQUIRED_FIELDS.items():
         if not isinstance(config, dict) or not isinstance(config.get(key), kind):
             raise AdapterError(f"adapter config {path} is corrupt (field {key!r} missing or of the wrong type)")

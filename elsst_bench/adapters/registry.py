@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import AdapterError
 from . import configs
+from . import tuner_configs as tc
 from .configs import MethodConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +49,12 @@ class MethodInfo:
     #: (rank ≤ the method's bound in every layer); ``"own"``, PEFT's own adapter type of the method (DoRA, VeRA, HRA);
     #: None: no PEFT form (export it merged)
     peft_form: str | None = None
+    #: False: the adapter is the identity at initialisation only up to float32 rounding (PiSSA's residual base,
+    #: HRA's paired reflections, OSF's SVD split of W0, BOFT's butterfly permutations), not bit for bit
+    exact_at_init: bool = True
+    #: False: the size knob cannot reach LoRA r=8's count on an encoder's linears (VeRA, EigenLoRAx and IA³ are far
+    #: smaller by design and are reported at their natural size)
+    reaches_budget: bool = True
 
     @property
     def name(self) -> str:
@@ -102,7 +109,8 @@ for _info in (
                implementation=".smoa:SMoA"),
     MethodInfo(configs.EigenLoRAxConfig, "native", "2·K'·r, K' = k + k_gs",
                "coefficients on the principal subspace of saved LoRA adapters (+ k_gs random directions) "
-               "(arXiv 2502.04700)", knob="K' (k_gs)", implementation=".eigenlorax:EigenLoRAx", peft_form="lora"),
+               "(arXiv 2502.04700)", knob="K' (k_gs)", implementation=".eigenlorax:EigenLoRAx", peft_form="lora",
+               reaches_budget=False),
     MethodInfo(configs.PiCaConfig, "native", "Σ_types r·d_out (shared M; unshared: Σ_layers r·d_out)",
                "ΔW = M·P onto W0's top-r singular directions, M shared per module type (arXiv 2505.20211)",
                implementation=".pica:PiCa", peft_form="lora"),
@@ -112,13 +120,59 @@ for _info in (
                knob="rank (+1 on some module types)", implementation=".peft_methods:DoRA", peft_form="own"),
     MethodInfo(configs.PiSSAConfig, "peft", "r·(d_in + d_out)",
                "LoRA initialised on W0's principal singular components, residual base (PEFT init_lora_weights='pissa')",
-               implementation=".peft_methods:PiSSA", peft_form="lora"),
+               implementation=".peft_methods:PiSSA", peft_form="lora", exact_at_init=False),
     MethodInfo(configs.VeRAConfig, "peft", "r + d_out (shared frozen random A, B)",
                "vector-based random matrix adaptation: scaling vectors on shared random projections (PEFT)",
-               implementation=".peft_methods:VeRA", peft_form="own"),
+               implementation=".peft_methods:VeRA", peft_form="own", reaches_budget=False),
     MethodInfo(configs.HRAConfig, "peft", "r·d_in (r Householder reflections, r even)",
                "W0 times a product of r Householder reflections, paired to the identity at init (PEFT)",
-               knob="rank (number of reflections)", implementation=".peft_methods:HRA", peft_form="own"),
+               knob="rank (number of reflections)", implementation=".peft_methods:HRA", peft_form="own",
+               exact_at_init=False),
+    # PEFT's other tuners (one class each in .peft_tuners): the orthogonal family, then the rest
+    MethodInfo(tc.OFTConfig, "peft", "d_in·(b − 1)/2 (skew-symmetric b×b blocks)",
+               "orthogonal fine-tuning: the input rotated by a block-diagonal Cayley R, blocks of size b (PEFT OFT)",
+               knob="block size b", implementation=".peft_tuners:OFT", peft_form="own"),
+    MethodInfo(tc.BOFTConfig, "peft", "m·d_in·b + d_out (m butterfly factors of b×b blocks, output scale)",
+               "butterfly orthogonal fine-tuning: R a product of m butterfly factors, and an output scale (PEFT BOFT)",
+               knob="block size b", implementation=".peft_tuners:BOFT", peft_form="own", reaches_budget=False,
+               exact_at_init=False),
+    MethodInfo(tc.PSOFTConfig, "peft", "r(r − 1)/2 + 2r",
+               "an r×r rotation (and two scale vectors) inside W0's principal r-dimensional subspace (PEFT PSOFT)",
+               implementation=".peft_tuners:PSOFT", peft_form="own"),
+    MethodInfo(tc.OSFConfig, "peft", "r·(d_in + d_out + 1)",
+               "orthogonal subspace fine-tuning: W0's top singular directions frozen, the last r trained as U, S, V "
+               "(PEFT OSF)", knob="trainable rank r", implementation=".peft_tuners:OSF", peft_form="own",
+               exact_at_init=False),
+    MethodInfo(tc.DeLoRAConfig, "peft", "r·(d_in + d_out) + 1",
+               "decoupled LoRA: normalised rank-r directions with a learned, bounded strength λ‖W0‖ (PEFT DeLoRA)",
+               implementation=".peft_tuners:DeLoRA", peft_form="own"),
+    MethodInfo(tc.GraLoRAConfig, "peft", "r·(d_in + d_out)",
+               "granular LoRA: a k×k grid of independent rank-r/k blocks, higher rank at LoRA's count (PEFT GraLoRA)",
+               implementation=".peft_tuners:GraLoRA", peft_form="own"),
+    MethodInfo(tc.RandLoRAConfig, "peft", "m + m²/r, m = min(d_in, d_out) (frozen random bases)",
+               "full-rank ΔW from frozen random rank-r bases and trained diagonal scalings (PEFT RandLoRA)",
+               implementation=".peft_tuners:RandLoRA", peft_form="own"),
+    MethodInfo(tc.MiSSConfig, "peft", "r·d_out",
+               "matrix shard sharing: one trained r×d_out shard repeated over W0's row blocks (PEFT MiSS)",
+               implementation=".peft_tuners:MiSS", peft_form="own"),
+    MethodInfo(tc.C3AConfig, "peft", "d_in·d_out / b",
+               "ΔW a grid of b×b circulant blocks applied by FFT (PEFT C3A)", knob="block size b",
+               implementation=".peft_tuners:C3A", peft_form="own"),
+    MethodInfo(tc.RoAdConfig, "peft", "v·d_out (option variant v = 1, 2, 4)",
+               "2-D rotations (angle, scale) of pairs of output features of W0x (PEFT RoAd)", knob="-",
+               implementation=".peft_tuners:RoAd", peft_form="own", reaches_budget=False),
+    MethodInfo(tc.FourierFTConfig, "peft", "n per module",
+               "ΔW the inverse 2-D DFT of n trained coefficients at fixed random frequencies (PEFT FourierFT)",
+               knob="coefficients n", implementation=".peft_tuners:FourierFT", peft_form="own"),
+    MethodInfo(tc.LoHaConfig, "peft", "2r·(d_in + d_out)",
+               "low-rank Hadamard product s·(B₁A₁) ⊙ (B₂A₂) (PEFT LoHa)",
+               implementation=".peft_tuners:LoHa", peft_form="own"),
+    MethodInfo(tc.LoKrConfig, "peft", "f_out·f_in + r·(d_out/f_out + d_in/f_in)",
+               "low-rank Kronecker product s·W₁ ⊗ (BA) (PEFT LoKr)", implementation=".peft_tuners:LoKr",
+               peft_form="own", reaches_budget=False),
+    MethodInfo(tc.IA3Config, "peft", "d_out (d_in for FFN-out)",
+               "learned scales of activations: attention and FFN-in outputs, FFN-out inputs (PEFT IA³)", knob="-",
+               implementation=".peft_tuners:IA3", peft_form="own", reaches_budget=False),
     # baselines: the training layer handles them
     MethodInfo(configs.NoneConfig, "baseline", "0", "zero-shot: the base encoder as is", knob="-",
                trains=False, is_adapter=False),

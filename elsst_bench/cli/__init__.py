@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -11,6 +12,7 @@ app = typer.Typer(
     help="Benchmark multilingual concept retrieval over ELSST and parameter-efficient adapters.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[defaults] and [[runs]] blocks" must print as written
     add_completion=False,
 )
 
@@ -31,9 +33,16 @@ from . import sweep  # noqa: E402,F401
 from . import serve  # noqa: E402,F401
 
 
+#: Why a write failed when the fault is the machine's, not the program's: a full disk or quota, a read-only or
+#: unwritable place, a file too large for the file system. One line naming the file, exit status 2.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+_FULL = ("No space left on device", "Disk quota exceeded")  # torch and safetensors wrap ENOSPC in their own errors
+
+
 def main() -> None:
     """Console-script entry point: bad input (a :class:`BenchError` or a usage error such as ``--lr abc``) -> one
-    line on stderr, exit status 2; an interrupt -> one line, exit status 130."""
+    line on stderr, exit status 2; a write the machine refused (disk full, read-only) -> one line, exit status 2;
+    an interrupt -> one line, exit status 130. Every message is printed as one line (:func:`_printable`)."""
     from typer import Abort
     from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer 0.29 vendors click (pinned)
 
@@ -47,7 +56,20 @@ def main() -> None:
         print(f"elsst-bench: error: {_one_line(err.format_message())}", file=sys.stderr)
         sys.exit(err.exit_code)
     except BenchError as err:
-        print(f"elsst-bench: error: {err}", file=sys.stderr)
+        print(f"elsst-bench: error: {_printable(str(err))}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        if err.errno not in _WRITE_ERRNOS:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        print(f"elsst-bench: error: cannot write{_printable(where)}: {err.strerror}",
+              file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:
+        if not any(text in str(err) for text in _FULL):
+            raise
+        print(f"elsst-bench: error: the disk is full ({_printable(str(err))[:200]})",
+              file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, Abort):
         code = 130
@@ -57,4 +79,13 @@ def main() -> None:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    return _printable(" ".join(message.split()))
+
+
+def _printable(message: str) -> str:
+    """``message`` with every control, format or separator character escaped (``\\n``, ``\\x1b``, ``\\u202e``):
+    a path or value holding a newline or an escape sequence cannot split the line or drive the terminal."""
+    import unicodedata
+
+    return "".join(ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else ch.encode("unicode_escape")
+                   .decode("ascii") for ch in message)

@@ -39,6 +39,9 @@ def evaluate(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of a table."),
+    prompts: Optional[str] = typer.Option(None, help="Prompt convention of a base model: asymmetric (the model's "
+                                          "query and document prompts; default), symmetric (the query prompt on "
+                                          "both sides) or none. A run uses its own."),
 ) -> None:
     """Encode, search (FAISS), write top-100 rankings and metrics.json, print the scores."""
     from ..evaluation.commands import evaluate_command
@@ -48,7 +51,7 @@ def evaluate(
         run_dir, model, dataset=dataset, split=split, tasks=split_list(tasks, "--tasks"),
         languages=split_list(languages, "--languages"),
         out=out, use_cache=not no_cache, index=index, batch_size=batch_size, device=device,
-        show_progress=_progress(quiet),
+        show_progress=_progress(quiet), prompts=prompts,
     )
     metrics = result.metrics
     if as_json:

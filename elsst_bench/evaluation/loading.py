@@ -67,12 +67,12 @@ def load_run_model(run_dir: str | Path, ds, device: str = "cpu") -> LoadedModel:
     config = runs.read_config(run_dir, hint=RUN_DIR_HINT)
     check_run_fingerprint(run_dir, config, ds)
     if config.get("kind") == "zero-shot":
-        from ..models import locate
+        from ..models import locate, prompt_convention
 
         if not isinstance(config.get("model"), dict):
             raise DataError(f"{run_dir}/config.json names no model")
         location = locate(config["model"])
-        loaded = load_base_model(location, device)
+        loaded = load_base_model(location, device, prompts=prompt_convention(config.get("options")))
         loaded.identity = dict(config["model"], location=location)
         loaded.run_dir = run_dir
         return loaded
@@ -99,16 +99,18 @@ class LazySentenceTransformer:
 
     training = False
 
-    def __init__(self, name_or_path: str | None, location: str, device: str):
-        self._spec, self._device, self._model = name_or_path, device, None
+    def __init__(self, name_or_path: str | None, location: str, device: str, prompts: str = "asymmetric"):
+        from ..models import prompts_under
+
+        self._spec, self._device, self._model, self._prompts = name_or_path, device, None, prompts
         config, types = {}, []
         with contextlib.suppress(OSError, ValueError):
             config = json.loads((Path(location) / "config_sentence_transformers.json").read_text(encoding="utf-8"))
         with contextlib.suppress(OSError, ValueError):
             types = [m.get("type", "") for m in json.loads((Path(location) / "modules.json").read_text("utf-8"))]
-        plain = (not any((config.get("prompts") or {}).values()) and not config.get("default_prompt_name")
-                 and not any("Router" in t for t in types))
-        material = json.dumps([config.get("prompts"), config.get("default_prompt_name"), types], sort_keys=True)
+        own, default = prompts_under(config.get("prompts"), config.get("default_prompt_name"), prompts)
+        plain = not any(own.values()) and not default and not any("Router" in t for t in types)
+        material = json.dumps([own, default, types], sort_keys=True)
         self._plain, self._material = plain, hashlib.sha256(material.encode()).hexdigest()[:16]
 
     def role_signature(self, role: str) -> str:
@@ -118,7 +120,8 @@ class LazySentenceTransformer:
         if self._model is None:
             from ..models import load_sentence_transformer
 
-            self._model = load_sentence_transformer(self._spec, device=resolve_device(self._device))
+            self._model = load_sentence_transformer(self._spec, device=resolve_device(self._device),
+                                                    prompts=self._prompts)
         return self._model
 
     @property
@@ -140,14 +143,18 @@ class LazySentenceTransformer:
         return getattr(self.load(), name)
 
 
-def load_base_model(name_or_path: str | None, device: str = "cpu", lazy: bool = True) -> LoadedModel:
-    """A base model; with ``lazy`` (and a local directory) loaded only when something is encoded."""
-    from ..models import load_sentence_transformer, model_identity
+def load_base_model(name_or_path: str | None, device: str = "cpu", lazy: bool = True,
+                    prompts: str = "asymmetric") -> LoadedModel:
+    """A base model with its prompts under ``prompts`` (:data:`elsst_bench.models.PROMPT_CONVENTIONS`); with
+    ``lazy`` (and a local directory) loaded only when something is encoded."""
+    from ..models import check_prompts, load_sentence_transformer, model_identity
 
+    check_prompts(prompts)
     identity = model_identity(name_or_path)  # validates a path before the (slow) load
     if lazy and identity.get("location") and Path(identity["location"]).is_dir():
-        return LoadedModel(model=LazySentenceTransformer(name_or_path, identity["location"], device), identity=identity)
-    model = load_sentence_transformer(name_or_path, device=resolve_device(device))
+        return LoadedModel(model=LazySentenceTransformer(name_or_path, identity["location"], device, prompts),
+                           identity=identity)
+    model = load_sentence_transformer(name_or_path, device=resolve_device(device), prompts=prompts)
     return LoadedModel(model=model, identity=identity)
 
 

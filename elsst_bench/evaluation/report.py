@@ -21,10 +21,10 @@ A run directory holds ``metrics.json`` for the test split and ``metrics.<split>.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import DataError
+from ..jsontypes import read_json
 from ..metric_names import METRICS, PRIMARY_METRIC
 
 
@@ -45,10 +45,7 @@ def load_metrics(path: str | Path, split: str = "test") -> tuple[dict, Path]:
         path = path / metrics_filename(split)
     if not path.exists():
         raise DataError(f"{path} does not exist; run `elsst-bench evaluate` on that run first")
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not valid JSON ({err})") from err
+    content = read_json(path)
     if not isinstance(content, dict) or "scores" not in content or "dataset_fingerprint" not in content:
         raise DataError(f"{path} is not an elsst-bench metrics.json")
     return content, path.parent

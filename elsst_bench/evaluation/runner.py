@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import DataError
 from ..models import portable_identity
 from ..metric_names import PRIMARY_METRIC
-from ..runs import versions
+from ..runs import RANKINGS, versions
 from ..tasks import SPLITS, PreparedDataset, open_prepared, resolve_selection
 from .encode import EmbeddingCache, EmbeddingTable, model_cache_key
 from .index import build_index
@@ -189,7 +189,7 @@ def evaluate_model(model, dataset, split: str = "test", tasks: list[str] | None 
         "scores": scores,
         "main_score": main_score(scores),
         "primary_metric": PRIMARY_METRIC,
-        "rankings": {t: {lang: f"rankings/{ranking_name(t, lang, split)}" for lang in per if lang != "macro"}
+        "rankings": {t: {lang: f"{RANKINGS}/{ranking_name(t, lang, split)}" for lang in per if lang != "macro"}
                      for t, per in scores.items()},
         "encoding": stats.as_dict(),
         "index": options.index,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..metric_names import PRIMARY_METRIC
+from ..runs import RANKINGS
 from ..tasks import TASKS, open_prepared, resolve_selection
 from .metrics import CUTOFF
 from .rankings import rank_scores, ranking_name, read_trec
@@ -76,7 +77,7 @@ def compare_runs(paths: list[str | Path], dataset: str | Path, split: str = "tes
             qrels = ds.load(task, lang).qrels[split]
             per_run = []
             for name, content, base in runs:
-                rel = content.get("rankings", {}).get(task, {}).get(lang) or f"rankings/{ranking_name(task, lang, split)}"
+                rel = content.get("rankings", {}).get(task, {}).get(lang) or f"{RANKINGS}/{ranking_name(task, lang, split)}"
                 ranked = read_trec(base / rel)
                 per_run.append(rank_scores({q: ranked.get(q, []) for q in qrels}, k=CUTOFF))
             cache[lang] = (qrels, per_run)

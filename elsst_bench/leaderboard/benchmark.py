@@ -16,13 +16,14 @@ Where that dataset comes from (:func:`benchmark_dataset`):
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import paths
 from ..errors import DataError
+from ..jsontypes import read_json
 from ..metric_names import PRIMARY_METRIC
 from ..tasks import PreparedDataset, fingerprint as files_fingerprint, open_prepared
 
@@ -41,16 +42,38 @@ class Benchmark:
         return asdict(self)
 
 
+#: What each field of ``benchmark.json`` must be. ``dataset_id`` names a cache directory, so it is one plain name
+#: (no ``/``, no ``..``): the file is handed in like any other and must not steer a write outside the cache.
+_DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+def _field_rules() -> dict[str, tuple]:
+    from ..metric_names import METRICS
+    from ..tasks import SPLITS
+
+    return {"dataset_id": (lambda v: isinstance(v, str) and _DATASET_ID.fullmatch(v) is not None,
+                           "a plain name (letters, digits, '.', '_', '+', '-')"),
+            "fingerprint": (lambda v: isinstance(v, str) and _FINGERPRINT.fullmatch(v) is not None, "64 hex digits"),
+            "split": (lambda v: v in SPLITS, f"one of {', '.join(SPLITS)}"),
+            "primary_metric": (lambda v: v in METRICS, "a metric elsst-bench computes")}
+
+
 def read_benchmark(leaderboard: str | os.PathLike) -> Benchmark:
+    """The leaderboard's ``benchmark.json``, every field checked (one line naming the field otherwise)."""
     path = Path(leaderboard) / BENCHMARK_FILE
     if not path.is_file():
         raise DataError(f"{path} is missing: {leaderboard} is not an elsst-bench leaderboard directory")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        bench = Benchmark(**{k: raw[k] for k in ("dataset_id", "fingerprint", "split", "primary_metric")})
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-        raise DataError(f"{path} is not a valid benchmark file ({type(err).__name__}: {err})") from err
-    return bench
+    raw = read_json(path)
+    rules = _field_rules()
+    if not isinstance(raw, dict) or set(raw) != set(rules):
+        fields = ", ".join(rules)
+        raise DataError(f"{path} is not a valid benchmark file: it must be an object of exactly {fields}")
+    for key, (ok, what) in rules.items():
+        if not ok(raw[key]):
+            shown = repr(raw[key]) if isinstance(raw[key], (str, int, float, bool, type(None))) else "an object"
+            raise DataError(f"{path}: {key} must be {what}, got {shown[:60]}")
+    return Benchmark(**raw)
 
 
 def disk_fingerprint(ds: PreparedDataset) -> str | None:

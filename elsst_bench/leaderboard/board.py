@@ -71,6 +71,11 @@ class Group:
         return max(e["submitted"] for e in self.entries)
 
     @property
+    def method(self) -> str:
+        """The adapter as the board names it (:func:`method_label`)."""
+        return method_label(self.adapter)
+
+    @property
     def setup(self) -> str:
         return setup_text(self.adapter, self.options)
 
@@ -82,7 +87,7 @@ class Group:
     @property
     def label(self) -> str:
         """Short label for the chart: ``lora r8``, ``none``."""
-        return " ".join(x for x in (self.adapter, size_text(self.adapter, self.options)) if x)
+        return " ".join(x for x in (self.method, size_text(self.adapter, self.options)) if x)
 
     def primary(self) -> float | None:
         return self.stats["macro"][PRIMARY_METRIC].mean
@@ -146,6 +151,12 @@ def size_text(adapter: str, options: dict) -> str:
     return f"r{options['rank']}" if options.get("rank") is not None else ""
 
 
+def method_label(adapter: str) -> str:
+    """A registry method by its name; any other (a method of its own, submitted from a fork) marked as such, so it
+    is never read as one of the registry's."""
+    return adapter if runs.method(adapter) is not None else f"{adapter} (not in the registry)"
+
+
 def setup_text(adapter: str, options: dict) -> str:
     """A short human summary of the options that tell configurations apart (``r8 · lr 0.003 · 3 ep``)."""
     parts = [size_text(adapter, options)] if size_text(adapter, options) else []
@@ -160,6 +171,8 @@ def setup_text(adapter: str, options: dict) -> str:
         parts.append(f"{key}={value}")
     if options.get("max_pairs") and trained:
         parts.append(f"max {options['max_pairs']} pairs")
+    if options.get("prompts"):
+        parts.append(f"prompts {options['prompts']}")
     if options.get("recipe"):
         extra = ", ".join(f"{k}={v}" for k, v in sorted((options.get("recipe_options") or {}).items()))
         parts.append(f"recipe {options['recipe']}" + (f" ({extra})" if extra else ""))

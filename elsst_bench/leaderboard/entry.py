@@ -23,6 +23,14 @@ checked here for type and consistency only: a name is one line, ``trainable_para
 that trains nothing (``none``), the date is a real day not after today. ``trainable_params`` is moreover
 re-counted from the entry's base model, adapter and options by ``submit`` and ``--verify`` (:mod:`.params`;
 that needs the base model, so the listing and ``--render``, which read entries through this check, do not).
+
+What a board shows must not be able to forge it. Every string of an entry, keys included (the ranking blobs'
+``data`` aside), is one displayable line of at most :data:`~elsst_bench.jsontypes.LINE_MAX` characters
+(:func:`~elsst_bench.jsontypes.is_line`: no newline, ESC, NUL or bidirectional override), so no name adds a
+row to a table, clears a terminal or reorders a page. An adapter name is canonical: lower-case ASCII
+(:data:`ADAPTER_NAME`), so ``LoRA``, ``lora `` and a Cyrillic ``lora`` are refused rather than shown as LoRA
+with a count nothing re-checked; a canonical name the registry does not know is a method of its own, shown as
+such (:func:`.board.method_label`), never in a registry method's row or colour.
 """
 
 from __future__ import annotations
@@ -37,24 +45,24 @@ import numpy as np
 
 from .. import runs
 from ..errors import DataError
-from ..jsontypes import INTEGER, NUMBER, OBJECT, TEXT, TEXTS, is_integer, is_number, is_text
+from ..jsontypes import INTEGER, LINE_MAX, NAME_MAX, NUMBER, OBJECT, TEXT, TEXTS, is_integer, is_line, is_number, is_text
 from ..evaluation.metrics import macro, score_rankings
 from ..evaluation.rankings import Rankings
 from ..slugs import slug
 from ..tasks import TASKS, PreparedDataset
 from . import codec
 from .benchmark import Benchmark, Reference, reference, thesaurus
-from .validate import Submission, check_ranked, is_zero_shot
+from .validate import ADAPTER_NAME, Submission, check_ranked, is_zero_shot
 
 SCHEMA = 1
-NAME_MAX = 120
+_SLUG_MAX = 80  # each name's share of an entry's file name (a file name has at most 255 bytes)
 
 
 #: Training options that distinguish one configuration from another (the seed aside), kept in the entry, and
 #: what each must be.
 OPTION_TYPES = {"rank": INTEGER, "budget": TEXT, "lr": NUMBER, "epochs": INTEGER, "batch_size": INTEGER,
                 "tasks": TEXTS, "languages": TEXTS, "options": OBJECT, "max_pairs": INTEGER, "warmup_ratio": NUMBER,
-                "weight_decay": NUMBER, "loss": TEXT, "recipe": TEXT, "recipe_options": OBJECT}
+                "weight_decay": NUMBER, "loss": TEXT, "recipe": TEXT, "recipe_options": OBJECT, "prompts": TEXT}
 OPTION_KEYS = tuple(OPTION_TYPES)
 #: What the run says about itself (shown, never used to group or rank), and what each must be.
 RUN_TYPES = {"run_id": TEXT, "kind": TEXT, "device": TEXT, "train_seconds": NUMBER, "peak_memory_mb": NUMBER,
@@ -88,7 +96,8 @@ def entry_id(model: dict, adapter: str, seed, rankings_sha256: str) -> str:
 
 def filename(entry: dict) -> str:
     seed = "x" if entry["seed"] is None else entry["seed"]
-    return f"{slug(entry['adapter'])}-{slug(entry['model']['name'])}-s{seed}-{entry['id'][:10]}.json"
+    parts = (slug(entry["adapter"])[:_SLUG_MAX], slug(entry["model"]["name"])[:_SLUG_MAX])
+    return f"{parts[0]}-{parts[1]}-s{seed}-{entry['id'][:10]}.json"
 
 
 def _summary(config: dict) -> tuple[dict, dict]:
@@ -99,16 +108,36 @@ def _summary(config: dict) -> tuple[dict, dict]:
 
 
 def is_display_name(name) -> bool:
-    """One line of 1 to :data:`NAME_MAX` characters: what an entry's ``name`` (and ``--name``) may be."""
-    return isinstance(name, str) and 0 < len(name) <= NAME_MAX and "\n" not in name and "\r" not in name
+    """One displayable line of 1 to :data:`NAME_MAX` characters: what an entry's ``name`` (and ``--name``) may be."""
+    return is_line(name, NAME_MAX)
 
 
 def check_name(name: str | None) -> str:
     """``--name``: a display name (:func:`is_display_name`) or empty (the model name is used)."""
     name = (name or "").strip()
     if name and not is_display_name(name):
-        raise DataError(f"--name must be one line of at most {NAME_MAX} characters")
+        raise DataError(f"--name must be one line of at most {NAME_MAX} printable characters (no control "
+                        "characters)")
     return name
+
+
+def _check_strings(value, where: str, path: str = "") -> None:
+    """Every string in ``value``, keys included, is one displayable line (module docstring); the ranking blobs'
+    base64 ``data`` is the one exception (it is decoded, never shown)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if not is_line(key):
+                raise DataError(f"{where}: {path or 'the entry'} has a key that is not one line of 1 to {LINE_MAX} "
+                                f"printable characters: {_shown(key)}")
+            if not (path.startswith("rankings.runs.") and key == "data"):
+                _check_strings(item, where, here)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_strings(item, where, f"{path}[{i}]")
+    elif isinstance(value, str) and not is_line(value):
+        raise DataError(f"{where}: {path} must be one line of 1 to {LINE_MAX} printable characters (no control "
+                        f"characters), got {_shown(value)}")
 
 
 def identity(sub: Submission) -> tuple[str, str, dict, object]:
@@ -129,7 +158,8 @@ def build(sub: Submission, bench: Benchmark, ds: PreparedDataset, name: str | No
     for (task, lang), top in sub.rows.items():
         blobs.setdefault(task, {})[lang] = codec.encode_rows(top, len(sub.references[(task, lang)].pool))
     options, run = _summary(config)
-    name = check_name(name) or model["name"]
+    # the model's name by default, its end when it is longer than a display name (a path's last part tells most)
+    name = check_name(name) or (model["name"] if len(model["name"]) <= NAME_MAX else "…" + model["name"][1 - NAME_MAX:])
     entry = {
         "schema": SCHEMA,
         "id": eid,
@@ -251,7 +281,8 @@ def check_shape(entry, where: str) -> None:
     _need(is_text(model["name"]), where, "model.name", "a non-empty string", model["name"])
     _need(model["sha256"] is None or isinstance(model["sha256"], str), where, "model.sha256", "a string or null",
           model["sha256"])
-    _need(is_text(entry["adapter"]), where, "adapter", "a non-empty string", entry["adapter"])
+    _need(isinstance(entry["adapter"], str) and ADAPTER_NAME.fullmatch(entry["adapter"]) is not None, where,
+          "adapter", "a canonical method name (lower-case ASCII, as the registry spells it)", entry["adapter"])
     params = entry["trainable_params"]
     _need(is_integer(params) and params >= 0, where, "trainable_params", "a non-negative integer", params)
     if runs.trains(entry["adapter"]) != (params > 0):
@@ -268,6 +299,7 @@ def check_shape(entry, where: str) -> None:
     _check_day(entry["submitted"], where)
     _check_scores(entry["scores"], where)
     _check_rankings(entry["rankings"], where)
+    _check_strings(entry, where)
 
 
 def decode(entry: dict, bench: Benchmark, ds: PreparedDataset, where: str):

@@ -29,7 +29,7 @@ from importlib import resources
 
 from ..metric_names import PRIMARY_METRIC
 from .benchmark import Benchmark
-from .board import LABELS, SHOWN, Base, Group, Table, bases, fmt, fmt_params, fmt_primary
+from .board import LABELS, SHOWN, Base, Group, Table, bases, fmt, fmt_params, fmt_primary, method_label
 
 TITLE = "ELSST-Bench leaderboard"
 PRIMARY_HEADER = f"{LABELS[PRIMARY_METRIC]} ± std"
@@ -63,7 +63,7 @@ def cells(table: Table, group: Group, row: str) -> list:
     first = row == "macro"
     lang = [("macro" if first else row)] if len(table.languages) > 1 else []
     stats = group.stats[row]
-    adapter = group.adapter + (f" ({group.setup})" if group.setup else "")
+    adapter = group.method + (f" ({group.setup})" if group.setup else "")
     return [group.rank if first else "", group.name if first else "", adapter if first else "",
             group.trainable_params if first else "", *lang, fmt_primary(stats[PRIMARY_METRIC]),
             *[fmt(stats[m].mean) for m in SHOWN if m != PRIMARY_METRIC], len(group.entries) if first else "",
@@ -336,7 +336,7 @@ def _marker(shape: int, x: float, y: float, color: str) -> str:
 
 def _tip(group: Group, s) -> str:
     seeds = len(group.entries)
-    return (f"#{group.rank} {group.name} · base {group.model.get('name', '')} · {group.adapter}"
+    return (f"#{group.rank} {group.name} · base {group.model.get('name', '')} · {group.method}"
             + (f" ({group.setup})" if group.setup else "") + f" · {fmt_params(group.trainable_params)} params · "
             f"{fmt_primary(s)} ({seeds} seed{'s' if seeds != 1 else ''})")
 
@@ -389,8 +389,8 @@ def chart(table: Table, look: Look) -> str:
 def legend(table: Table, look: Look) -> str:
     """The chart's key: each method's colour (best row first) and, with several bases, each base's marker."""
     methods = list(dict.fromkeys(g.adapter for g in table.groups))
-    items = [f'<li data-method="{_e(m)}"><span class="dot" style="background:{look.colors[m]}"></span>{_e(m)}</li>'
-             for m in methods]
+    items = [f'<li data-method="{_e(m)}"><span class="dot" style="background:{look.colors[m]}"></span>'
+             f'{_e(method_label(m))}</li>' for m in methods]
     here = sorted({g.base for g in table.groups}, key=lambda k: look.bases[k].index)
     if len(here) > 1:
         items += [f'<li class="base" data-base="{_e(look.bases[k].slug)}"><span class="mk m{look.bases[k].index % 4}">'
@@ -414,7 +414,7 @@ def _id_cells(group: Group, look: Look, compact: bool = False) -> list[str]:
              + (f'<div class="sub">{_e(base_sub)}</div>' if base_sub else "")
              + (f'<div class="sub name">{_e(group.name)}</div>' if named else "") + "</td>",
              f'<td class="adapter" data-v="{_e(group.adapter)}">'
-             f'<span class="dot" style="background:{look.colors[group.adapter]}"></span>{_e(group.adapter)}'
+             f'<span class="dot" style="background:{look.colors[group.adapter]}"></span>{_e(group.method)}'
              + (f'<div class="sub">{_e(group.setup)}</div>' if group.setup else "") + "</td>",
              f'<td class="num" data-v="{group.trainable_params}">{fmt_params(group.trainable_params)}</td>']
     return [cells[0], *cells[2:]] if compact else cells

@@ -4,17 +4,23 @@ Every change is a read-modify-write under ``filelock.FileLock(<leaderboard>/.loc
 an exact duplicate, write the new entry, re-render the pages from all entries. Each file is written through a
 temporary file and ``os.replace`` (:mod:`elsst_bench.atomic`), so concurrent submissions are serialised and a
 reader never sees half a file. A rendered page whose content has not changed is not rewritten.
+
+The entry and the pages change together: Ctrl-C and SIGTERM are held while they are written, and a submission
+that still died between them (SIGKILL, a full disk) is finished by the next one: every ``submit``, the refused
+duplicate included, first brings the pages up to date with the entries on disk. Whether the board can be written
+at all (``entries/`` a directory, ``.lock`` a plain file, each writable) is checked before any scoring
+(:func:`check_writable`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Iterator
 
-from .. import atomic
+from .. import atomic, outputs
 from ..errors import DataError
+from ..jsontypes import read_json
 from . import board, render
 from .benchmark import BENCHMARK_FILE, Benchmark
 from .entry import check_shape, filename
@@ -42,10 +48,7 @@ def entry_paths(leaderboard: Path) -> list[Path]:
 
 
 def read_entry(path: Path) -> dict:
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not valid JSON ({err})") from err
+    entry = read_json(path)
     check_shape(entry, str(path))
     return entry
 
@@ -75,28 +78,51 @@ def duplicate_of(entries: list[tuple[Path, dict]], entry: dict) -> Path | None:
 
 
 class DuplicateEntry(DataError):
-    """The board already holds this exact entry (``path``); nothing was changed."""
+    """The board already holds this exact entry (``path``); no entry was added (``rerendered``: the pages an
+    earlier, interrupted submission had left stale, brought up to date)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, rerendered: list[Path] = ()):
+        done = (f"no entry was added; {' and '.join(p.name for p in rerendered)}, left stale by an interrupted "
+                "submission, were re-rendered") if rerendered else "nothing was changed"
         super().__init__(f"exact duplicate: {path} already holds these rankings for the same model, adapter and "
-                         "seed; nothing was changed")
+                         f"seed; {done}")
         self.path = Path(path)
+        self.rerendered = list(rerendered)
 
 
-def duplicate_error(path: Path) -> DuplicateEntry:
-    return DuplicateEntry(path)
+def duplicate_error(path: Path, rerendered: list[Path] = ()) -> DuplicateEntry:
+    return DuplicateEntry(path, rerendered)
+
+
+def check_writable(leaderboard: Path) -> None:
+    """Refuse (one line), before any scoring, a board that cannot take an entry: ``entries`` or the pages not
+    plain, ``.lock`` a symbolic link (the lock would write through it) or not a file, or a directory that cannot
+    be written."""
+    leaderboard = Path(leaderboard)
+    for name, kind in ((ENTRIES, "directory"), (LOCK, "file"), (README, "file"), (PAGE, "file")):
+        path = leaderboard / name
+        plain = path.is_dir() if kind == "directory" else path.is_file()
+        if path.is_symlink() or (path.exists() and not plain):
+            raise DataError(f"{path} must be a plain {kind} of the leaderboard, not "
+                            + ("a symbolic link" if path.is_symlink() else "a directory" if path.is_dir()
+                               else "a file"))
+    outputs.check_writable(leaderboard / ENTRIES, "leaderboard's entries")
+    outputs.check_writable(leaderboard / README, "leaderboard", file=True)
 
 
 @contextlib.contextmanager
 def locked(leaderboard: Path) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
+    check_writable(leaderboard)
     lock = FileLock(str(Path(leaderboard) / LOCK), timeout=LOCK_TIMEOUT)
     try:
         lock.acquire()
     except Timeout:
         raise DataError(f"{lock.lock_file} is held by another submission for more than {LOCK_TIMEOUT:.0f} s; "
                         "try again") from None
+    except OSError as err:
+        raise DataError(f"cannot take the leaderboard's lock {lock.lock_file}: {err.strerror or err}") from None
     try:
         yield
     finally:
@@ -110,10 +136,11 @@ def add(leaderboard: Path, bench: Benchmark, entry: dict) -> Path:
         existing = load_entries(leaderboard)
         found = duplicate_of(existing, entry)
         if found is not None:
-            raise duplicate_error(found)
+            raise duplicate_error(found, write_rendered(leaderboard, bench, [e for _, e in existing]))
         path = leaderboard / ENTRIES / filename(entry)
-        _write(path, atomic.dumps_json(entry).encode("utf-8"))
-        write_rendered(leaderboard, bench, [e for _, e in existing] + [entry])
+        with atomic.deferred_interrupts():
+            _write(path, atomic.dumps_json(entry).encode("utf-8"))
+            write_rendered(leaderboard, bench, [e for _, e in existing] + [entry])
     return path
 
 

@@ -57,14 +57,15 @@ def submit(run_dir, leaderboard=DEFAULT_LEADERBOARD, *, name: str | None = None,
     run_dir, leaderboard = Path(run_dir), Path(leaderboard)
     check_name(name)
     bench = read_benchmark(leaderboard)
+    store.check_writable(leaderboard)
     config = validate_config(run_dir, bench)
     check_trainable_params(config, f"{run_dir}/config.json")
     ds = benchmark_dataset(bench, dataset)
     sub = validate_run(run_dir, bench, ds, config)
     eid = identity(sub)[0]
     found = store.duplicate_of(store.load_entries(leaderboard), {"id": eid})
-    if found is not None:  # checked again under the lock; this one needs no lock and no scoring
-        raise store.duplicate_error(found)
+    if found is not None:  # checked again under the lock; this one needs no scoring
+        raise store.duplicate_error(found, store.rerender(leaderboard, bench))
     entry = build(sub, bench, ds, name=name, submitted=submitted)
     path = store.add(leaderboard, bench, entry)
     return Submitted(path, entry, reported_differences(run_dir, entry, bench.split))

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import runs
 from ..errors import DataError
+from ..jsontypes import LINE_MAX, is_line
 from ..evaluation.rankings import TOP_K
 from ..tasks import PreparedDataset
 from .benchmark import Benchmark, Reference, reference
@@ -63,6 +64,11 @@ def is_zero_shot(config: dict) -> bool:
     return config.get("kind") == "zero-shot"
 
 
+#: A canonical adapter name: the registry's own spelling (lower-case ASCII letters, digits, '-', '_', '.'); a
+#: lookalike (``LoRA``, ``lora ``, a Cyrillic ``о``) is refused, never shown as a registry method.
+ADAPTER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
 def check_config(config: dict, run_dir: Path, bench: Benchmark) -> None:
     where = f"{run_dir}/config.json"
     required = ["model", "adapter", "trainable_params", "versions", "dataset_fingerprint"]
@@ -74,8 +80,12 @@ def check_config(config: dict, run_dir: Path, bench: Benchmark) -> None:
     model = config["model"]
     if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not model["name"].strip():
         raise DataError(f"{where} lacks model.name (the base model's identity)")
-    if not isinstance(config["adapter"], str):
-        raise DataError(f"{where}: adapter must be a string, got {config['adapter']!r}")
+    if not isinstance(config["adapter"], str) or ADAPTER_NAME.fullmatch(config["adapter"]) is None:
+        raise DataError(f"{where}: adapter must be a canonical method name (lower-case ASCII, as the registry "
+                        f"spells it: lora, orthogeolora, ...), got {repr(config['adapter'])[:60]}")
+    if not is_line(model["name"]):
+        raise DataError(f"{where}: model.name must be one line of 1 to {LINE_MAX} printable characters (no "
+                        f"control characters), got {repr(model['name'])[:60]}")
     params = config["trainable_params"]
     if not isinstance(params, int) or isinstance(params, bool) or params < 0:
         raise DataError(f"{where}: trainable_params must be a non-negative integer, got {params!r}")
@@ -101,7 +111,7 @@ def ranking_files(run_dir: Path, bench: Benchmark, ds: PreparedDataset) -> list[
     """``[(task, lang, path)]`` of the run's files for the benchmark's split, in task/language order."""
     pattern = re.compile(rf"^([^.]+)\.([^.]+)\.{re.escape(bench.split)}\.tsv\.gz$")
     found = []
-    for path in sorted((run_dir / "rankings").glob(f"*.{bench.split}.tsv.gz")):
+    for path in sorted((run_dir / runs.RANKINGS).glob(f"*.{bench.split}.tsv.gz")):
         match = pattern.match(path.name)
         task, lang = match.groups() if match else (None, None)
         if task not in ds.tasks() or lang not in ds.languages(task):

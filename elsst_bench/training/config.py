@@ -53,6 +53,7 @@ class TrainConfig:
     recipe: str = PLAIN  # what the run trains on and with which loss (training.recipes)
     hard_negatives: int = DEFAULT_HARD_NEGATIVES  # negatives mined per pair (recipe component hard-negatives)
     min_grade: int = DEFAULT_MIN_GRADE  # lowest grade that makes a row (recipe component graded)
+    prompts: str = "asymmetric"  # the prompt convention of training and evaluation (models.PROMPT_CONVENTIONS)
 
 
 def method_entry(name: str):
@@ -83,6 +84,9 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
         raise BenchError(f"--max-pairs must be >= 1 (pairs per task and language), got {config.max_pairs}")
     if config.epochs < 1 or config.batch_size < 2:
         raise BenchError("--epochs must be >= 1 and --batch-size >= 2 (in-batch negatives need two pairs)")
+    from ..models import DEFAULT_PROMPTS, check_prompts
+
+    check_prompts(config.prompts)
     recipe = Recipe.resolve(config.recipe, config.hard_negatives, config.min_grade)
     if recipe.components and not method.trains:
         raise BenchError(f"--recipe {recipe.name} trains, and {config.adapter} trains nothing; leave --recipe plain")
@@ -120,6 +124,8 @@ def resolved_options(config: TrainConfig, dataset, identity: dict) -> dict:
     if recipe.components:
         options["recipe"] = recipe.name
         options["recipe_options"] = recipe.options
+    if config.prompts != DEFAULT_PROMPTS:
+        options["prompts"] = config.prompts
     return options
 
 

@@ -51,9 +51,13 @@ def parse_recipe(text: str) -> tuple[str, ...]:
     if text.strip() == PLAIN:
         return ()
     parts = [p.strip() for p in text.split("+")]
+    if PLAIN in parts:  # plain is the empty recipe: it is a recipe of its own, never a component
+        raise BenchError(f"recipe {text!r} joins 'plain' to other components; plain means none of them: give "
+                         f"'plain' alone, or components joined by '+': {', '.join(COMPONENTS)}")
     unknown = [p for p in parts if p not in COMPONENTS]
     if unknown:
-        raise BenchError(f"unknown recipe component {unknown[0]!r}; known: plain, {', '.join(COMPONENTS)}")
+        raise BenchError(f"unknown recipe component {unknown[0]!r}; known: {', '.join(COMPONENTS)} (or 'plain' "
+                         "alone)")
     if len(set(parts)) != len(parts):
         raise BenchError(f"recipe {text!r} names a component twice")
     if {"graded", "guided"} <= set(parts):

@@ -118,58 +118,63 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     if world.size > 1 and not method.trains:
         raise BenchError(f"{config.adapter} trains nothing: run it as one process, not under a launcher")
     world.per_process_batch(options["batch_size"])
-    replace = _check_run_dir(config, run_dir, options)
-    if method.trains:
-        _check_dev_queries(dataset, options)
-        setup = _setup(config, options, dataset, device, gather=world.size > 1)
-        model = setup.model
-    else:
-        model = _load_base(config, device)
-    world.barrier()  # every process has checked the run directory before rank 0 writes it
-    if not world.is_main:
-        return _follow(config, options, setup, run_dir, world)
+    with runs.owner(run_dir, held=world.is_main):  # one process writes a run directory at a time
+        replace = _check_run_dir(config, run_dir, options)
+        if method.trains:
+            _check_dev_queries(dataset, options)
+            setup = _setup(config, options, dataset, device, gather=world.size > 1)
+            model = setup.model
+        else:
+            model = _load_base(config, device)
+        world.barrier()  # every process has checked the run directory before rank 0 writes it
+        if not world.is_main:
+            return _follow(config, options, setup, run_dir, world)
 
-    if replace:  # a run directory (check_target saw its config.json): ours to replace
-        shutil.rmtree(run_dir)
-    record = {
-        "run_id": run_id,
-        "status": "running",
-        "options": options,
-        **{k: options[k] for k in ("adapter", "model", "seed", "dataset_id", "dataset_fingerprint")},
-        "device": device,
-        "distributed": world.record(options["batch_size"]),
-        "versions": runs.versions(),
-        "git_commit": runs.git_commit(),
-        "command": runs.recorded_command(sys.argv),
-    }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(run_dir / runs.CONFIG, record)
-    started = time.perf_counter()
-    world.barrier()  # the run directory exists before any process trains into it
-    if method.trains:
-        model, train_info = _fit(config, options, setup, run_dir, progress, world)
-        trainable = setup.trainable
-    else:
-        trainable, train_info = 0, {"train_seconds": 0.0, "steps": 0}
-    record.update(train_info)
-    record["trainable_params"] = trainable
-    record["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
-    _save_model(model, method, run_dir, options["model"])
-    weights = run_dir / runs.ADAPTER_DIR / ADAPTER_WEIGHTS
-    if weights.exists():
-        record["adapter_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
-    record["adapter_config"] = _adapter_config(run_dir)
-    atomic.write_json(run_dir / runs.CONFIG, record)  # still "running": metrics come next
-    if scores_test(options):
-        with _shared_encoding(model, world):
-            _score_test(model, dataset, options, record, run_dir, progress)
-    record["status"] = "complete"
-    record["wall_seconds"] = round(time.perf_counter() - started, 2)
-    atomic.write_json(run_dir / runs.CONFIG, record)
-    if not config.keep_checkpoints:
-        shutil.rmtree(run_dir / runs.CHECKPOINTS, ignore_errors=True)
-    world.barrier()  # the others return once the run is complete
-    return run_dir
+        if replace:  # a run directory (check_target saw its config.json): ours to replace
+            shutil.rmtree(run_dir)
+        record = {
+            "run_id": run_id,
+            "status": "running",
+            "options": options,
+            **{k: options[k] for k in ("adapter", "model", "seed", "dataset_id", "dataset_fingerprint")},
+            "device": device,
+            "distributed": world.record(options["batch_size"]),
+            "versions": runs.versions(),
+            "git_commit": runs.git_commit(),
+            "command": runs.recorded_command(sys.argv),
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(run_dir / runs.CONFIG, record)
+        started = time.perf_counter()
+        world.barrier()  # the run directory exists before any process trains into it
+        if method.trains:
+            model, train_info = _fit(config, options, setup, run_dir, progress, world)
+            trainable = setup.trainable
+        else:
+            trainable, train_info = 0, {"train_seconds": 0.0, "steps": 0}
+        record.update(train_info)
+        record["trainable_params"] = trainable
+        record["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
+        if method.trains:  # a NaN adapter is neither saved nor scored; the run stays "running" (incomplete)
+            from ..models import check_finite
+
+            check_finite(model, f"run {run_dir}", trainable_only=True)
+        _save_model(model, method, run_dir, options["model"])
+        weights = run_dir / runs.ADAPTER_DIR / ADAPTER_WEIGHTS
+        if weights.exists():
+            record["adapter_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        record["adapter_config"] = _adapter_config(run_dir)
+        atomic.write_json(run_dir / runs.CONFIG, record)  # still "running": metrics come next
+        if scores_test(options):
+            with _shared_encoding(model, world):
+                _score_test(model, dataset, options, record, run_dir, progress)
+        record["status"] = "complete"
+        record["wall_seconds"] = round(time.perf_counter() - started, 2)
+        atomic.write_json(run_dir / runs.CONFIG, record)
+        if not config.keep_checkpoints:
+            shutil.rmtree(run_dir / runs.CHECKPOINTS, ignore_errors=True)
+        world.barrier()  # the others return once the run is complete
+        return run_dir
 
 
 def _shared_encoding(model, world):
@@ -212,7 +217,7 @@ def _score_test(model, dataset, options: dict, record: dict, run_dir: Path, prog
 def _load_base(config: TrainConfig, device: str):
     from ..models import load_sentence_transformer
 
-    return load_sentence_transformer(config.model, device=device)
+    return load_sentence_transformer(config.model, device=device, prompts=config.prompts)
 
 
 def _adapter_config(run_dir: Path) -> dict | None:
@@ -225,12 +230,12 @@ def _save_model(model, method, run_dir: Path, identity: dict) -> None:
     if not method.trains:
         return
     if not method.is_adapter:
-        with atomic.directory(run_dir / runs.MODEL_DIR) as tmp:
+        with atomic.directory(run_dir / runs.MODEL_DIR, outputs.MODEL) as tmp:
             model.save(str(tmp))
         return
     from ..adapters import save_adapter
 
-    with atomic.directory(run_dir / runs.ADAPTER_DIR) as tmp:
+    with atomic.directory(run_dir / runs.ADAPTER_DIR, outputs.ADAPTER) as tmp:
         save_adapter(model, tmp, base_model=identity)
 
 

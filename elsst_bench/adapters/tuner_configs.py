@@ -1,0 +1,196 @@
+"""The options of PEFT's other tuners, as typed configs (torch-free; the implementations are in :mod:`.peft_tuners`).
+
+Each tuner is driven through its PEFT config; ``rank`` is the tuner's own size knob, named in the registry
+(:mod:`.registry`): the rank r for the low-rank family (LoHa, LoKr, DeLoRA, GraLoRA, RandLoRA, MiSS, PSOFT, OSF's
+trainable rank), the block size b for the block-structured ones (OFT, BOFT, C3A), the number of spectral
+coefficients per module for FourierFT, and nothing for RoAd and IA³, which have one size
+(RoAd's ``variant`` option multiplies it by 1, 2 or 4). Scales that PEFT ties to r (α) follow this package's rule α = 2r (s = 2) unless given.
+
+Default learning rates are LoRA's (3e-3), IA³'s a decade higher as VeRA's (vector-only tuners need larger steps);
+none is tuned here. The comparison grid tunes every method's rate on dev (RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import AdapterError
+from .configs import MethodConfig, ScaledConfig, boolean, integer, positive_int, positive_number
+
+
+@dataclass(frozen=True)
+class OFTConfig(MethodConfig):
+    method = "oft"
+    default_lr = 3e-3
+    block_share: bool = False
+    use_cayley_neumann: bool = True
+
+    def check(self) -> None:
+        super().check()
+        boolean(self.block_share, self.method, "block_share")
+        boolean(self.use_cayley_neumann, self.method, "use_cayley_neumann")
+
+
+@dataclass(frozen=True)
+class BOFTConfig(MethodConfig):
+    method = "boft"
+    default_lr = 3e-3
+    butterfly_factor: int = 1
+
+    def check(self) -> None:
+        super().check()
+        self._set("butterfly_factor", positive_int(self.butterfly_factor, "option butterfly_factor of adapter 'boft'"))
+
+
+@dataclass(frozen=True)
+class PSOFTConfig(ScaledConfig):
+    """``alpha=None``: α = r (PSOFT's own default: the rotation acts at scale 1)."""
+
+    method = "psoft"
+    default_lr = 3e-3
+    alpha_from_rank = False
+    orthogonal: bool = True
+
+    def check(self) -> None:
+        super().check()
+        boolean(self.orthogonal, self.method, "orthogonal")
+
+
+@dataclass(frozen=True)
+class OSFConfig(MethodConfig):
+    method = "osf"
+    default_lr = 3e-3
+
+
+@dataclass(frozen=True)
+class DeLoRAConfig(MethodConfig):
+    method = "delora"
+    default_lr = 3e-3
+    delora_lambda: float = 15.0
+
+    def check(self) -> None:
+        super().check()
+        self._set("delora_lambda", positive_number(self.delora_lambda, self.method, "delora_lambda"))
+
+
+@dataclass(frozen=True)
+class GraLoRAConfig(ScaledConfig):
+    method = "gralora"
+    default_lr = 3e-3
+    k: int = 2
+
+    def check(self) -> None:
+        super().check()
+        self._set("k", positive_int(self.k, "option k of adapter 'gralora'"))
+
+    def check_rank(self, rank: int) -> None:
+        if rank % self.k:
+            raise AdapterError(f"gralora splits rank r into k = {self.k} blocks: r must be a multiple of k, got {rank}")
+
+
+@dataclass(frozen=True)
+class RandLoRAConfig(MethodConfig):
+    """``alpha=None``: α = 20·r, PEFT's default ratio (640 at r = 32)."""
+
+    method = "randlora"
+    default_lr = 3e-3
+    alpha: float | None = None
+    projection_prng_key: int = 0
+
+    def check(self) -> None:
+        super().check()
+        if self.alpha is not None:
+            self._set("alpha", positive_number(self.alpha, self.method, "alpha"))
+        integer(self.projection_prng_key, self.method, "projection_prng_key")
+
+
+@dataclass(frozen=True)
+class MiSSConfig(MethodConfig):
+    method = "miss"
+    default_lr = 3e-3
+
+
+@dataclass(frozen=True)
+class C3AConfig(MethodConfig):
+    method = "c3a"
+    default_lr = 3e-3
+
+
+@dataclass(frozen=True)
+class RoAdConfig(MethodConfig):
+    """``variant``: 1, 2 or 4 angle-scale pairs per group (road_1, road_2, road_4); ``group_size=None``: the largest
+    even divisor of every target's d_out up to 64 (PEFT's default). RoAd has no rank: its size is d_out·variant."""
+
+    method = "road"
+    default_lr = 3e-3
+    variant: int = 1
+    group_size: int | None = None
+
+    def check(self) -> None:
+        super().check()
+        if self.variant not in (1, 2, 4) or isinstance(self.variant, bool):
+            raise AdapterError(f"option variant of adapter 'road' must be 1, 2 or 4, got {self.variant!r}")
+        if self.group_size is not None:
+            size = positive_int(self.group_size, "option group_size of adapter 'road'")
+            if size % 2:
+                raise AdapterError(f"option group_size of adapter 'road' must be even, got {size}")
+            self._set("group_size", size)
+
+    def resolve(self, rank, shapes):
+        from dataclasses import replace
+        from math import gcd
+
+        resolved = super().resolve(rank, shapes)
+        common = 0
+        for d_out, _ in shapes.values():
+            common = gcd(common, d_out)
+        if resolved.group_size is None:
+            size = max((g for g in range(2, 65, 2) if common % g == 0), default=None)
+            if size is None:
+                raise AdapterError(f"road needs an even group size dividing every d_out; the targets' gcd is {common}")
+            return replace(resolved, group_size=size)
+        if common % resolved.group_size:
+            raise AdapterError(f"option group_size {resolved.group_size} of adapter 'road' does not divide every "
+                               f"target's d_out (their gcd is {common})")
+        return resolved
+
+
+@dataclass(frozen=True)
+class FourierFTConfig(MethodConfig):
+    method = "fourierft"
+    default_lr = 3e-3
+    scaling: float = 150.0
+    random_loc_seed: int = 777
+
+    def check(self) -> None:
+        super().check()
+        self._set("scaling", positive_number(self.scaling, self.method, "scaling"))
+        integer(self.random_loc_seed, self.method, "random_loc_seed")
+
+
+@dataclass(frozen=True)
+class LoHaConfig(ScaledConfig):
+    method = "loha"
+    default_lr = 3e-3
+
+
+@dataclass(frozen=True)
+class LoKrConfig(ScaledConfig):
+    method = "lokr"
+    default_lr = 3e-3
+    decompose_factor: int = -1
+
+    def check(self) -> None:
+        super().check()
+        integer(self.decompose_factor, self.method, "decompose_factor")
+
+
+@dataclass(frozen=True)
+class IA3Config(MethodConfig):
+    method = "ia3"
+    default_lr = 3e-2  # vectors only, as VeRA: larger steps (VeRA's tuned rate on dev was 3e-2)
+
+
+#: Every config of this module, in the registry's order.
+TUNER_CONFIGS = (OFTConfig, BOFTConfig, PSOFTConfig, OSFConfig, DeLoRAConfig, GraLoRAConfig, RandLoRAConfig,
+                 MiSSConfig, C3AConfig, RoAdConfig, FourierFTConfig, LoHaConfig, LoKrConfig, IA3Config)
