@@ -133,6 +133,11 @@ def _renameat2(a: Path, b: Path, flags: int) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (``RENAME_EXCHANGE``); False where this system or file system cannot."""
+    return _renameat2(a, b, _RENAME_EXCHANGE)
+
+
 def _temporary_prefix(name: str) -> str:
     """Temporary siblings of ``name`` are ``.NAME.PID-XXXXXXXX.tmp``: the pid says whether their writer is alive."""
     return f".{name}.{os.getpid()}-"
@@ -240,7 +245,7 @@ def _swap_in(tmp: Path, final: Path, kind) -> None:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return
-    if not _renameat2(tmp, final, _RENAME_EXCHANGE):  # final exists, but this file system cannot exchange
+    if not _exchange(tmp, final):  # final exists, but this file system cannot exchange
         if not _replaceable(final, kind):
             raise _changed(final, kind)
         old = final.parent / f"{_temporary_prefix(final.name)}replaced.tmp"
@@ -249,6 +254,6 @@ def _swap_in(tmp: Path, final: Path, kind) -> None:
         shutil.rmtree(old, ignore_errors=True)
         return
     if not _replaceable(tmp, kind):  # tmp now holds what was at final
-        _renameat2(tmp, final, _RENAME_EXCHANGE)
+        _exchange(tmp, final)
         raise _changed(final, kind)
     shutil.rmtree(tmp, ignore_errors=True)  # the old content, ours to delete

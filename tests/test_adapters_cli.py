@@ -23,18 +23,19 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_lists_every_adapter_with_formula_and_source():
     result = run("adapters")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = result.stdout.split("\n\n")[0].splitlines()  # the table; a note on the counted column follows it
     for name in available_adapters():
         method = method_info(name)
         line = next(line for line in lines if line.split()[:1] == [name])
         assert method.source in line and method.formula in line
+    assert "params at lora-r8" in lines[0] and "trainable parameters with the size knob solved" in result.stdout
     sources = {line.split()[0]: line.split()[1] for line in lines[2:]}
     assert sources["lora"] == "native" and sources["dora"] == "peft" and sources["vera"] == "peft"
     assert sources["full"] == "baseline" and sources["none"] == "baseline"
 
 
 def test_json_for_one_adapter():
-    result = run("adapters", "orthogeolora", "--json")
+    result = run("adapters", "orthogeolora", "--json", "--no-counts")
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row == {"name": "orthogeolora", "source": "native", "params": "r·(d_in + d_out) + r", "knob": "rank",
@@ -44,7 +45,26 @@ def test_json_for_one_adapter():
 def test_json_lists_the_registry():
     result = run("adapters", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == describe_adapters()
+    rows = json.loads(result.stdout)
+    assert [{k: v for k, v in row.items() if k != "budget_params"} for row in rows] == describe_adapters()
+
+
+def test_counts_at_the_budget_are_what_apply_adapter_trains():
+    """The listing's count column, on the tests' base model, against adapters applied for real."""
+    import torch
+
+    from elsst_bench.adapters import apply_adapter, count_trainable
+    from elsst_bench.models import load_sentence_transformer
+
+    result = run("adapters", "--json", "--budget", "lora-r4")
+    assert result.returncode == 0, result.stderr
+    shown = {row["name"]: row["budget_params"] for row in json.loads(result.stdout)}
+    torch.manual_seed(0)
+    for name in ("lora", "oft", "c3a", "ia3"):
+        model = load_sentence_transformer(os.environ["ELSST_BENCH_MODEL"])
+        apply_adapter(model, name, budget="lora-r4")
+        assert shown[name] == f"{count_trainable(model):,}", name
+    assert shown["none"] == "0"
 
 
 @pytest.mark.parametrize("name", ["foo", "LoRA"])

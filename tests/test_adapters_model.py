@@ -363,7 +363,7 @@ BAD_FILES = [
                  id="unexpected-tensor"),
     pytest.param(_edit_tensors(lambda t, key: t.update({key: torch.zeros(3, 3)})), "mismatched: tensor .* has shape",
                  id="misshapen-tensor"),
-    pytest.param(lambda d: (d / "adapter_config.json").write_text("{not json"), r"config .* is corrupt \(JSONDecode",
+    pytest.param(lambda d: (d / "adapter_config.json").write_text("{not json"), r"adapter_config.json is not valid JSON \(JSONDecodeError",
                  id="config-not-json"),
     pytest.param(lambda d: (d / "adapter_config.json").write_text("[]"), "corrupt", id="config-not-an-object"),
     pytest.param(lambda d: (d / "adapter_config.json").unlink(), "not an adapter directory", id="no-config"),

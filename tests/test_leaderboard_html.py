@@ -469,7 +469,8 @@ def test_controls_change_the_view_and_the_address(big_board, tmp_path):
 # ----- names with HTML and Markdown in them ---------------------------------------------------------------------
 HOSTILE_NAME = "<script>alert('name')</script> | *bold* _em_ `code` [x](http://e.x) ~~s~~ $m$ & \\"
 HOSTILE_MODEL = "org/<script>alert('model')</script>|*m*`m`"
-HOSTILE_ADAPTER = "lo|ra*`<b>x</b>`"
+HOSTILE_ADAPTER = "my-own_method.v2"  # adapter names are canonical (lower-case ASCII): markup is refused at submit
+HOSTILE_LABEL = HOSTILE_ADAPTER + " (not in the registry)"
 
 
 class Cells(HTMLParser):
@@ -522,7 +523,7 @@ def test_names_models_and_adapters_are_shown_as_text(small_dataset, tmp_path):
     shown.feed(MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(readme))
     assert shown.inner_tags == set()  # no <script>, <b>, <em>, <code>, <a> or <s> made from a name
     (cells,) = [c for c in [shown.cells[i:i + 11] for i in range(0, len(shown.cells), 11)] if c[1] == HOSTILE_NAME]
-    assert cells[2].startswith(HOSTILE_ADAPTER + " (r8") and cells[-1] == HOSTILE_MODEL
+    assert cells[2].startswith(HOSTILE_LABEL + " (r8") and cells[-1] == HOSTILE_MODEL
 
     page_html = (board / "index.html").read_text(encoding="utf-8")
     assert page_html.count("<script") == 1  # the page's own script, nothing from a name
@@ -530,4 +531,4 @@ def test_names_models_and_adapters_are_shown_as_text(small_dataset, tmp_path):
     parsed = Cells()
     parsed.feed(page_html)
     assert {HOSTILE_NAME, HOSTILE_MODEL, HOSTILE_ADAPTER} <= parsed.attributes  # data-v, data-name, data-method
-    assert HOSTILE_NAME in parsed.cells and any(c.startswith(HOSTILE_ADAPTER + "r8 · ") for c in parsed.cells)
+    assert HOSTILE_NAME in parsed.cells and any(c.startswith(HOSTILE_LABEL + "r8 · ") for c in parsed.cells)

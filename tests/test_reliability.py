@@ -209,10 +209,10 @@ def test_the_console_script_gives_one_line_for_a_usage_error(tmp_path):
 def test_an_interrupt_during_a_directory_swap_leaves_the_new_directory_and_no_leftovers(tmp_path, monkeypatch,
                                                                                        exchange):
     final = tmp_path / "dataset"
-    with atomic.directory(final) as tmp:
+    with atomic.directory(final, outputs.DATASET) as tmp:
         (tmp / "manifest.json").write_text("old")
     if not exchange:
-        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(atomic, "_renameat2", lambda a, b, flags: False)
     real_rmtree = shutil.rmtree
 
     def interrupted_rmtree(path, *args, **kwargs):  # Ctrl-C while the old content is being removed
@@ -233,7 +233,7 @@ def test_an_interrupt_during_a_directory_swap_leaves_the_new_directory_and_no_le
 
 def _swap_with_interrupt(final):
     with pytest.raises(KeyboardInterrupt):
-        with atomic.directory(final) as tmp:
+        with atomic.directory(final, outputs.DATASET) as tmp:
             (tmp / "manifest.json").write_text("new")
 
 

@@ -400,7 +400,7 @@ def test_a_write_the_file_system_refuses_is_one_line_and_leaves_no_temporaries(s
     out = tmp_path / "out"
     args = {"prepare": ["prepare", "--source", release_path, "--out", out, "-l", "en", "-t", "broader"],
             "export-dataset": ["export-dataset", out, "--dataset", small_dataset.path, "-t", "broader"],
-            "evaluate": ["evaluate", "--dataset", small_dataset.path, "--out", out, "-t", "broader", "-l", "en",
+            "evaluate": ["evaluate", "--dataset", small_dataset.path, "--out", out, "-t", "broader", "-l", "en", "-q",
                          "--no-cache"]}[command]
     result = subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True,
                             env={**os.environ, **ENV}, preexec_fn=_small_files_only(2048), timeout=300)

@@ -161,12 +161,13 @@ def _complete(run: Path) -> bool:
 
 def _ml_groups() -> dict[str, list[Path]]:
     """``{block key: [run directories on the board]}``: the multilingual plan's submitted runs, grouped by id
-    without ``-s<seed>``, those complete, scored on test and submitted."""
+    without ``-s<seed>``, those complete, scored on test and submitted; the zero-shot runs under other prompt
+    conventions are the prompt study's, not rows of the grid."""
     from elsst_bench.sweep import load_plan
 
     groups: dict[str, list[Path]] = {}
     for run in load_plan(ML_PLAN).runs:
-        if run.submit:
+        if run.submit and run.config.prompts == "asymmetric":
             path = ROOT / run.config.out / run.id
             done = _complete(path) and (path / "metrics.json").is_file() and (path / "submitted.json").is_file()
             groups.setdefault(run.id.rsplit("-s", 1)[0], []).extend([path] if done else [])
