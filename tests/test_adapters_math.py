@@ -544,3 +544,28 @@ def test_orthogeolora_batched_frames_give_the_same_gradients(monkeypatch):
     for a, b in zip(cached, direct):
         assert max_diff(a, b) <= 1e-5
     assert max_diff(copied(x), model(x)) <= 1e-6
+
+
+def test_lora_options_rslora_and_gaussian_and_the_inits_it_refuses():
+    """rsLoRA's scale α/√r equals PEFT's use_rslora; the Gaussian init is PEFT's N(0, 1/r); both start at ΔW = 0;
+    the data-driven and residual initialisations are refused in one line each, naming why."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    model = tiny_encoder()
+    layers = apply_adapter(model, "lora", rank=4, rslora=True, init="gaussian")
+    reference = tiny_encoder()
+    inject_adapter_in_model(LoraConfig(r=4, lora_alpha=8, use_rslora=True, init_lora_weights="gaussian",
+                                       target_modules=[n for n in find_target_modules(reference)]), reference)
+    peft_layer = next(m for m in reference.modules() if hasattr(m, "scaling") and isinstance(m.scaling, dict))
+    assert layers[0].scaling == peft_layer.scaling["default"] == 8 / 2
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 16, generator=generator)
+    with torch.no_grad():
+        assert torch.equal(model(x), tiny_encoder()(x))  # B = 0: the identity at init
+    stds = torch.cat([layer.lora_A.detach().flatten() for layer in layers]).std()
+    assert abs(float(stds) - 1 / 4) < 0.03
+    for init in ("olora", "eva", "corda", "loftq", "lora-ga"):
+        with pytest.raises(AdapterError, match=f"lora init '{init}' is not offered: "):
+            apply_adapter(tiny_encoder(), "lora", rank=4, init=init)
+    with pytest.raises(AdapterError, match="must be one of default, gaussian"):
+        apply_adapter(tiny_encoder(), "lora", rank=4, init="kaiming")

@@ -114,7 +114,7 @@ def test_saved_option_order_is_the_config_field_order():
     """The fields, defaults and their order are what ``adapter_config.json`` saves under ``"options"``."""
     defaults = {name: method_info(name).config_class.defaults() for name in available_methods()}
     assert {k: list(v.items()) for k, v in defaults.items()} == {
-        "lora": [("alpha", None)],
+        "lora": [("alpha", None), ("init", "default"), ("rslora", False)],
         "orthogeolora": [("alpha", None), ("init", "haar")],
         "gelora": [("alpha", None), ("mode", "budget"), ("max_tokens", 5000), ("seed", 0)],
         "smoa": [("alpha", None), ("k", 2)],

@@ -198,6 +198,30 @@ def _mean_sd(values: list[float]) -> str:
     return out + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
 
 
+def test_seed_permutation_test_by_enumeration():
+    """Three seeds a side: 20 splits; the most extreme split is one of two (it and its mirror), so p = 0.1."""
+    assert report.seed_permutation([0.1, 0.2, 0.3], [0.7, 0.8, 0.9]) == pytest.approx(2 / 20)
+    assert report.seed_permutation([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]) == 1.0
+    # by hand: pooled 1..6, observed |mean(4,5,6) - mean(1,2,3)| = 3 is reached only by the two extreme splits;
+    # control (1, 2, 4) vs (3, 5, 6): observed 7/3, reached by (1,2,3)|(4,5,6), (1,2,4)|(3,5,6) and mirrors: 4 of 20
+    assert report.seed_permutation([1, 2, 4], [3, 5, 6]) == pytest.approx(4 / 20)
+
+
+def test_prompt_section_against_the_committed_zero_shot_runs():
+    """The convention table's cells are each convention's run's task macros; the best of each task is bold."""
+    plan = report.ml_plan()
+    found = report.ml_conventions(plan)
+    text = RESULTS.read_text(encoding="utf-8")
+    assert "### The prompt convention: the zero-shot row under three conventions" in text
+    if len(found) < 2:
+        pytest.skip("the sweep has not run the other conventions yet")
+    for convention, run in found.items():
+        scores = json.loads((run / "metrics.json").read_text())["scores"]
+        line = next(l for l in text.splitlines() if l.startswith(f"| `{convention}` |"))
+        for task in ("broader", "synonym", "crosslingual", "definition"):
+            assert f"{scores[task]['macro']['ndcg@10_graded']:.4f}" in line
+
+
 def test_holm_hand_computed_case():
     """Five p-values against α/5, α/4, ...: the first three pass, the fourth (0.04 > 0.05/2) stops the descent."""
     pvalues = {"cs": 0.012, "de": 0.001, "el": 0.3, "en": 0.011, "es": 0.04}

@@ -165,10 +165,35 @@ class ScaledConfig(MethodConfig):
 # ------------------------------------------------------------------------------------------------ native methods
 
 
+#: LoRA initialisations PEFT offers that this LoRA does not, each with the reason (a one-line refusal).
+LORA_INITS_REFUSED = {
+    "olora": "OLoRA moves W0's QR factors into B, A and trains against the residual W0 − sBA, which this native LoRA "
+             "does not keep (PiSSA, the SVD variant of the same idea, is its own method: --adapter pissa)",
+    "eva": "EVA initialises A from an SVD of each layer's inputs over training batches, which apply_adapter is not "
+           "given",
+    "corda": "CorDA decomposes W0 with the covariance of each layer's inputs over training data, which apply_adapter "
+             "is not given",
+    "loftq": "LoftQ initialises against a quantised base model; the bases here are not quantised",
+    "lora-ga": "LoRA-GA initialises from gradients on training batches, which apply_adapter is not given",
+}
+
+
 @dataclass(frozen=True)
 class LoRAConfig(ScaledConfig):
+    """``init``: ``default`` (A Kaiming-uniform as PEFT, B = 0) or ``gaussian`` (A ~ N(0, 1/r), PEFT's
+    ``init_lora_weights="gaussian"``); ``rslora``: the rank-stabilised scale s = α/√r instead of α/r."""
+
     method = "lora"
     default_lr = 3e-3  # measured (METHODS.md): best around 1e-3–3e-3
+    init: str = "default"
+    rslora: bool = False
+
+    def check(self) -> None:
+        super().check()
+        if self.init in LORA_INITS_REFUSED:
+            raise AdapterError(f"lora init {self.init!r} is not offered: {LORA_INITS_REFUSED[self.init]}")
+        choice(self.init, ("default", "gaussian"), self.method, "init")
+        boolean(self.rslora, self.method, "rslora")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def sweep(
     from ..shard import parse_shard, select, shard_from_environment
     from ..sweep import load_plan, run_sweep, state, submitted_entry, tuned_lr
     from ..training import size_label
+    from ..models import DEFAULT_PROMPTS
     from ..training.recipes import PLAIN
 
     whole = load_plan(config)
@@ -34,6 +35,7 @@ def sweep(
     if dry_run:
         rows = []
         recipes = any(run.config.recipe != PLAIN for run in plan.runs)  # a column only where a recipe is set
+        prompts = any(run.config.prompts != DEFAULT_PROMPTS for run in plan.runs)  # likewise a prompt convention
         for run in plan.runs:
             on_board = "–"
             if run.submit and plan.leaderboard is not None:
@@ -46,10 +48,12 @@ def sweep(
                 lr = f"{run.config.lr:g}" if run.config.lr is not None else "default"
             test = "yes" if run.config.test else "dev only"
             rows.append([run.id, run.config.adapter, size, lr, run.config.seed, test, state(run), on_board])
+            if prompts:
+                rows[-1].insert(3, run.config.prompts)
             if recipes:
                 rows[-1].insert(3, run.config.recipe)
-        print_table(["run", "adapter", "size", *(["recipe"] if recipes else []), "lr", "seed", "test", "state",
-                     "submitted"], rows)
+        print_table(["run", "adapter", "size", *(["recipe"] if recipes else []), *(["prompts"] if prompts else []),
+                     "lr", "seed", "test", "state", "submitted"], rows)
         todo = sum(state(r) != "complete" for r in plan.runs)
         print(f"{len(plan.runs)} runs in {where}: {todo} to train, {len(plan.runs) - todo} complete")
         return
