@@ -37,7 +37,7 @@ def model_card(run_dir: str | Path, *, kind: str) -> str:
     config = runs.read_complete(run_dir)
     options = config.get("options") or {}
     base = config["model"]
-    metrics_path = run_dir / runs.METRICS
+    metrics_path = run_dir / runs.METRICS_FILE
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else None
     languages = options.get("languages") or []
     library = "sentence-transformers" if kind == "merged" else "peft"

@@ -33,3 +33,13 @@ def prepared_root() -> Path:
 
 def default_dataset_dir() -> Path:
     return prepared_root() / DEFAULT_DATASET
+
+
+def recorded_path(path: str | Path) -> str:
+    """A path as a run records it: relative to the working directory when it lies inside it (a run trained in a
+    checkout names a file by its place in the checkout, which a clone elsewhere shares), else absolute."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(resolved)

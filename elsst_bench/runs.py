@@ -29,13 +29,14 @@ from typing import Iterator
 from . import __version__
 from .errors import BenchError, DataError
 from .jsontypes import INTEGER, OBJECT, TEXT, read_json
+from .paths import recorded_path  # noqa: F401 (a run records paths this way; the adapter library too)
 
 CONFIG = "config.json"
 ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
 TRAIN_LOG = "train_log.jsonl"
 SPECTRA_LOG = "spectra.jsonl"
-METRICS = "metrics.json"
+METRICS_FILE = "metrics.json"
 CHECKPOINTS = "checkpoints"
 RANKINGS = "rankings"  # <task>.<lang>.<split>.tsv.gz, written with the metrics (evaluation.result)
 
@@ -117,14 +118,12 @@ def read_complete(run_dir: str | Path, *, hint: str | None = None) -> dict:
     return config
 
 
-def recorded_path(path: str | Path) -> str:
-    """A path as a run records it: relative to the working directory when it lies inside it (a run trained in a
-    checkout names a file by its place in the checkout, which a clone elsewhere shares), else absolute."""
-    resolved = Path(path).resolve()
-    try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(resolved)
+def adapter_dir(source: str | Path) -> Path:
+    """The adapter directory a source names: a run directory's ``adapter/``, or the path itself (an adapter
+    directory). The training layer resolves EigenLoRAx's ``--sources`` with it, so the adapter library never reads
+    a run directory's layout."""
+    path = Path(source)
+    return path / ADAPTER_DIR if (path / ADAPTER_DIR).is_dir() else path
 
 
 def recorded_command(argv: list[str]) -> str:

@@ -47,8 +47,7 @@ SEEDS = (0, 1, 2)
 TASKS = ("broader", "synonym", "definition")
 LANG = "en"
 RANKS = (2, 4, 8, 16)
-PERMUTATIONS = 10_000
-ALPHA = 0.05
+from elsst_bench.evaluation.paired import ALPHA, PERMUTATIONS  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -76,45 +75,8 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 
 # ------------------------------------------------------------------------------------------------- statistics
-def fisher(control: np.ndarray, treatment: np.ndarray, n: int = PERMUTATIONS, seed: int = 0) -> float:
-    """Two-sided paired randomization test on the mean difference (see the module docstring)."""
-    return fisher_many([np.asarray(treatment, dtype=np.float64) - np.asarray(control, dtype=np.float64)], n, seed)[0]
-
-
-def fisher_many(diffs: list[np.ndarray], n: int = PERMUTATIONS, seed: int = 0) -> list[float]:
-    """:func:`fisher` of several paired differences of one length at once: each gets the same sign vectors it
-    would get alone (one stream per seed), drawn once, so k comparisons on the same queries cost about one."""
-    d = np.stack([np.asarray(x, dtype=np.float64) for x in diffs], axis=1)  # queries × comparisons
-    observed = np.abs(d.mean(axis=0))
-    rng = np.random.default_rng(seed)
-    hits = np.zeros(d.shape[1], dtype=np.int64)
-    for start in range(0, n, 1000):
-        signs = rng.choice((-1.0, 1.0), size=(min(1000, n - start), d.shape[0]))
-        hits += (np.abs(signs @ d) / d.shape[0] >= observed - 1e-12).sum(axis=0)
-    return [(1 + int(h)) / (1 + n) for h in hits]
-
-
-def fisher_batch(pairs: dict) -> dict:
-    """``{key: (control, treatment)}`` -> ``{key: p}``, the comparisons of equal length tested together."""
-    by_length: dict[int, list] = {}
-    for key, (control, treatment) in pairs.items():
-        by_length.setdefault(len(control), []).append(key)
-    out = {}
-    for keys in by_length.values():
-        diffs = [np.asarray(pairs[k][1], dtype=np.float64) - np.asarray(pairs[k][0], dtype=np.float64) for k in keys]
-        out.update(zip(keys, fisher_many(diffs)))
-    return out
-
-
-def holm(pvalues: dict[str, float], alpha: float = ALPHA) -> dict[str, bool]:
-    """Holm's step-down procedure: which hypotheses are rejected at family-wise level ``alpha``."""
-    order = sorted(pvalues, key=pvalues.get)
-    rejected, m = {}, len(order)
-    still = True
-    for i, key in enumerate(order):
-        still = still and pvalues[key] <= alpha / (m - i)
-        rejected[key] = still
-    return rejected
+# One home for the paired test (compare prints the same p-values): elsst_bench.evaluation.paired.
+from elsst_bench.evaluation.paired import fisher, fisher_batch, fisher_many, holm  # noqa: E402,F401
 
 
 @functools.cache

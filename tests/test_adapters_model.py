@@ -369,6 +369,8 @@ BAD_FILES = [
     pytest.param(lambda d: (d / "adapter_config.json").unlink(), "not an adapter directory", id="no-config"),
     pytest.param(_edit_config(lambda c: {**c, "rank": "4"}), "field 'rank' missing or of the wrong type",
                  id="config-field-type"),
+    pytest.param(_edit_config(lambda c: {**c, "rank": True}), "field 'rank' missing or of the wrong type",
+                 id="config-rank-true"),  # issue 30: JSON's true is not a rank (jsontypes' rule)
     pytest.param(_edit_config(lambda c: {**c, "method": "foo"}), "unknown adapter 'foo'", id="unknown-method"),
     pytest.param(_edit_config(lambda c: {**c, "method": "full"}), "'full' is a baseline", id="baseline-method"),
     pytest.param(_edit_config(lambda c: {**c, "options": {"colour": "red"}}), "unknown option colour",

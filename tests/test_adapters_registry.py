@@ -50,6 +50,8 @@ try:
     a.SMoAConfig(k=0)
 except AdapterError:
     pass
+else:
+    raise SystemExit("SMoAConfig(k=0) was accepted")
 a.parse_budget("lora-r8")
 a.read_adapter_config({str(tmp_path)!r})
 heavy = [m for m in ("torch", "transformers", "peft", "sentence_transformers") if m in sys.modules]
@@ -71,6 +73,54 @@ def test_the_adapter_library_does_not_know_the_packaged_model():
                 assert node.module != "elsst_bench.models", path.name
 
 
+def _package_imports(path: Path) -> set[str]:
+    """The elsst_bench modules a file imports, at module level or inside functions (absolute dotted names)."""
+    module = ".".join(path.relative_to(PACKAGE.parent.parent).with_suffix("").parts)
+    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(".__init__")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("elsst_bench"):
+                found.add(target)
+                found.update(f"{target}.{a.name}" for a in node.names)  # `from .. import runs` names a module
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("elsst_bench"))
+    return found
+
+
+def test_the_adapter_library_imports_nothing_above_itself_even_transitively():
+    """Issue 30's loop (adapters -> runs -> models -> adapters) cannot come back: everything the adapter package
+    reaches, following every import of every module it reaches (function-level ones included), is the package
+    itself or one of the base modules below it."""
+    root = PACKAGE.parent
+    base = {"elsst_bench", "elsst_bench.errors", "elsst_bench.jsontypes", "elsst_bench.atomic",
+            "elsst_bench.outputs", "elsst_bench.paths"}
+
+    def file_of(name: str) -> Path | None:
+        parts = name.split(".")[1:]
+        candidate = root.joinpath(*parts)
+        if candidate.with_suffix(".py").is_file():
+            return candidate.with_suffix(".py")
+        return candidate / "__init__.py" if (candidate / "__init__.py").is_file() else None
+
+    seen, todo = set(), [p for p in PACKAGE.glob("*.py")]
+    while todo:
+        path = todo.pop()
+        for name in _package_imports(path):
+            target = file_of(name)
+            if target is None or target in seen:
+                continue
+            seen.add(target)
+            dotted = ".".join(target.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+            assert dotted.startswith("elsst_bench.adapters") or dotted in base, f"{path.name} reaches {dotted}"
+            todo.append(target)
+
+
 def test_every_module_has_one_idea_and_stays_small():
     assert not (PACKAGE / "base.py").exists()
     for path in PACKAGE.glob("*.py"):
@@ -83,10 +133,9 @@ def test_methods_in_published_order_then_baselines():
     rows = describe_adapters()
     assert [row["name"] for row in rows] == available_methods()
     assert all(list(row) == ["name", "source", "params", "knob", "summary"] for row in rows)
-    assert adapters.BASELINES == {
-        "none": ("baseline", "0", "-", "zero-shot: the base encoder as is"),
-        "full": ("baseline", "all encoder weights", "-", "full fine-tuning of every encoder weight"),
-    }
+    assert "BASELINES" not in adapters.__all__ and "twonn_dimension" not in adapters.__all__  # internals stay out
+    assert [(r["name"], r["source"], r["knob"]) for r in rows[-2:]] == [("none", "baseline", "-"),
+                                                                       ("full", "baseline", "-")]
 
 
 def test_default_learning_rates_and_what_each_entry_is():
@@ -152,7 +201,7 @@ SHAPES = {"layers.0.query": (16, 16), "layers.0.up": (24, 16), "layers.1.query":
 
 
 def test_resolve_fills_rank_dependent_defaults():
-    assert LoRAConfig().resolve(8, SHAPES).options() == {"alpha": 16}
+    assert LoRAConfig().resolve(8, SHAPES).options() == {"alpha": 16, "init": "default", "rslora": False}
     assert LoRAConfig(alpha=3.0).resolve(8, SHAPES).alpha == 3.0
     assert GeLoRAConfig().resolve(8, SHAPES).alpha is None  # per-block α = 2·r_ℓ
     assert EigenLoRAxConfig().resolve(2, SHAPES).k == EigenLoRAxConfig.default_k == 8
@@ -221,13 +270,16 @@ def test_eigenlorax_resolves_run_and_adapter_directories(tmp_path):
     (run / "adapter" / "adapter_config.json").write_text("{}")
     plain.mkdir()
     (plain / "adapter_config.json").write_text("{}")
-    inputs = method_info("eigenlorax").training_inputs(["a"], [str(run), str(plain)])
+    from elsst_bench.runs import adapter_dir
+
+    sources = [str(adapter_dir(run)), str(adapter_dir(plain))]  # what the training layer hands the method
+    inputs = method_info("eigenlorax").training_inputs(["a"], sources)
     assert inputs == {"sources": [str(run / "adapter"), str(plain)]}
     with pytest.raises(AdapterError, match=r"^eigenlorax needs --sources RUN_DIR\.\.\. : two or more LoRA runs"):
         method_info("eigenlorax").training_inputs(["a"], [])
     with pytest.raises(BenchError, match=f"eigenlorax source {tmp_path} is neither a LoRA run directory nor an "
                                          "adapter directory"):
-        method_info("eigenlorax").training_inputs(["a"], [str(run), str(tmp_path)])
+        method_info("eigenlorax").training_inputs(["a"], [str(adapter_dir(run)), str(tmp_path)])
 
 
 @pytest.mark.parametrize("name", [n for n in available_methods() if n not in ("gelora", "eigenlorax")])

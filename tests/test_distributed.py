@@ -107,7 +107,7 @@ def ddp_run(small_dataset, tmp_path_factory):
 
 
 def _scores(run_dir: Path) -> dict[str, float]:
-    metrics = json.loads((run_dir / runs.METRICS).read_text())
+    metrics = json.loads((run_dir / runs.METRICS_FILE).read_text())
     return {f"{t}/{l}/{m}": v for t, per in metrics["scores"].items() for l, s in per.items() for m, v in s.items()
             if isinstance(v, (int, float))}
 
@@ -156,7 +156,7 @@ def test_a_killed_ddp_run_resumes_to_the_uninterrupted_runs_metrics(ddp_run, sma
         time.sleep(0.02)
     proc.communicate()
     assert killed, "the run finished before it could be killed"
-    assert runs.read_config(run_dir)["status"] == "running" and not (run_dir / runs.METRICS).exists()
+    assert runs.read_config(run_dir)["status"] == "running" and not (run_dir / runs.METRICS_FILE).exists()
 
     resumed = _torchrun("--dataset", str(small_dataset.path), *ARGS, "--resume", out=out)
     _, stderr = resumed.communicate(timeout=600)

@@ -30,13 +30,36 @@ def test_compare_reports_both_runs_per_task_with_p_values(prepared_en, two_runs)
     metrics = json.loads((two_runs[0] / "metrics.json").read_text())
     for entry in entries:
         d = report_dict(entry)
-        assert d["model_names"] == ["run0", "run1"] and d["stat_test"] == "fisher"
-        p = d["run0"]["comparisons"]["run1"]["ndcg@10"]
-        assert 0.0 <= p <= 1.0
+        assert [r["name"] for r in d["runs"]] == ["run0", "run1"] and d["stat_test"] == "fisher"
+        (pair,) = d["comparisons"]
+        assert (pair["control"], pair["treatment"]) == ("run0", "run1") and 0.0 < pair["p"] <= 1.0
+        assert pair["delta"] == pytest.approx(d["runs"][1]["mean"] - d["runs"][0]["mean"])
         # one language: the pooled mean is the per-language primary metric of metrics.json
-        assert d["run0"]["scores"]["ndcg@10"] == pytest.approx(
-            metrics["scores"][entry["task"]]["en"][PRIMARY_METRIC], abs=1e-4)
+        assert d["runs"][0]["mean"] == pytest.approx(metrics["scores"][entry["task"]]["en"][PRIMARY_METRIC],
+                                                     abs=1e-4)
         assert entry["queries"] == metrics["scores"][entry["task"]]["en"]["queries"]
+
+
+def test_compare_and_the_results_report_give_the_same_p_for_the_same_pair(prepared_en, two_runs):
+    """One test, one home (evaluation.paired): compare's p is the report's fisher() on the same per-query scores,
+    which the test recomputes here from the ranking files with ranx."""
+    from ranx import Qrels, Run, evaluate
+
+    from elsst_bench.evaluation.metrics import CUTOFF
+    from elsst_bench.evaluation.paired import fisher
+    from elsst_bench.evaluation.rankings import rank_scores, read_trec
+
+    (entry,) = compare_runs(list(two_runs), prepared_en, tasks=["synonym"])
+    from elsst_bench.tasks import open_prepared
+
+    qrels = open_prepared(prepared_en).load("synonym", "en").qrels["test"]
+    per_run = []
+    for run in two_runs:
+        ranked = read_trec(run / "rankings" / "synonym.en.test.tsv.gz")
+        scores = rank_scores({q: ranked.get(q, []) for q in qrels}, k=CUTOFF)
+        per_run.append(evaluate(Qrels(qrels), Run({q: d or {"<none>": 0.0} for q, d in scores.items()}), "ndcg@10",
+                                return_mean=False))
+    assert entry["comparisons"][0]["p"] == fisher(per_run[0], per_run[1])
 
 
 def test_a_run_compared_with_itself_is_not_significant(prepared_en, two_runs, tmp_path):
@@ -44,7 +67,7 @@ def test_a_run_compared_with_itself_is_not_significant(prepared_en, two_runs, tm
     shutil.copytree(two_runs[0], copy)
     entries = compare_runs([two_runs[0], copy / "metrics.json"], prepared_en, tasks=["definition"])
     d = report_dict(entries[0])
-    assert d["run0"]["comparisons"]["copy"]["ndcg@10"] == 1.0
+    assert d["comparisons"][0]["p"] == 1.0 and d["comparisons"][0]["significant"] is False
 
 
 def test_runs_on_other_fingerprints_or_splits_are_refused(prepared_en, two_runs, tmp_path):

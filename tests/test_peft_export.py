@@ -14,6 +14,7 @@ from conftest import assert_one_line_error
 from elsst_bench import runs
 from elsst_bench.adapters import available_adapters, get_method, method_info
 from elsst_bench.adapters.peft_export import lora_factors
+from elsst_bench.errors import AdapterError
 from elsst_bench.training import TrainConfig, train
 
 TINY = dict(languages=["en"], epochs=1, batch_size=8, max_pairs=24, eval_tasks=["broader"])
@@ -103,7 +104,7 @@ def test_lora_factors_reproduce_a_low_rank_update_and_refuse_a_full_rank_one():
     b, a = lora_factors(delta, 4, "layer")
     assert b.shape == (12, 3) and a.shape == (3, 10)
     assert torch.allclose(b @ a, delta, atol=1e-5)
-    with pytest.raises(Exception, match="rank 10 > 4"):
+    with pytest.raises(AdapterError, match="rank 10 > 4"):
         lora_factors(torch.randn(12, 10, generator=g), 4, "layer")
 
 
@@ -116,7 +117,7 @@ def test_every_export_carries_a_model_card_with_the_runs_facts(small_dataset, tm
     assert cli("export", run, f"--{kind}", out).returncode == 0
     card = (out / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
-    config, metrics = runs.read_config(run), json.loads((run / runs.METRICS).read_text())
+    config, metrics = runs.read_config(run), json.loads((run / runs.METRICS_FILE).read_text())
     assert front["library_name"] == ("sentence-transformers" if kind == "merged" else "peft")
     assert front["base_model"] == config["model"]["name"] and front["language"] == ["en"]
     assert "lora" in front["tags"] and "elsst-bench" in front["tags"]

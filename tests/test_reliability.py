@@ -15,6 +15,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 
 from elsst_bench import atomic, outputs, runs
+from elsst_bench.errors import BenchError
 from elsst_bench.training import TrainConfig, train
 
 TINY = dict(languages=["en"], epochs=1, batch_size=8, max_pairs=16, eval_tasks=["broader"])
@@ -170,7 +171,7 @@ def test_a_zero_shot_evaluation_records_no_machine_path(small_dataset, tmp_path,
     result = cli("evaluate", "--model", "all-MiniLM-L6-v2", "--dataset", small_dataset.path, "--tasks", "broader",
                  "--languages", "en", "--out", out, "--no-cache", "--quiet")
     assert result.returncode == 0, result.stderr
-    for name in (runs.CONFIG, runs.METRICS):
+    for name in (runs.CONFIG, runs.METRICS_FILE):
         assert "location" not in json.loads((out / name).read_text())["model"]
         assert "site-packages" not in (out / name).read_text()
 
@@ -252,7 +253,7 @@ def test_check_run_id_accepts_plain_relative_names():
     for ok in ("lora-s0", "tuning/lora-lr0.001", "a.b_c"):
         assert outputs.check_run_id(ok) == ok
     for bad in ("", "/abs", "~/x", "..", "a/../b", "a//b", "a/", "./a", "a\\b"):
-        with pytest.raises(Exception, match="--run-id"):
+        with pytest.raises(BenchError, match="--run-id"):
             outputs.check_run_id(bad)
 
 
@@ -292,7 +293,7 @@ def test_a_committed_run_evaluates_from_this_checkout_to_its_own_metrics(prepare
     result = cli("evaluate", run, "--dataset", path, "--tasks", "definition", "--out", tmp_path / "again",
                  "--no-cache", "--json")
     assert result.returncode == 0, result.stderr
-    committed = json.loads((run / runs.METRICS).read_text())["scores"]["definition"]["en"]
+    committed = json.loads((run / runs.METRICS_FILE).read_text())["scores"]["definition"]["en"]
     again = json.loads(result.stdout)["scores"]["definition"]["en"]
     assert again.keys() == committed.keys()
     for metric, value in committed.items():

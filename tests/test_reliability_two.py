@@ -267,7 +267,7 @@ def test_a_run_whose_weights_became_nan_is_not_marked_complete(small_dataset, tm
         train(TrainConfig(adapter="lora", dataset=str(small_dataset.path), out=str(tmp_path), run_id="nan", **TINY),
               progress=False)
     assert runs.read_config(tmp_path / "nan")["status"] == "running"
-    assert not (tmp_path / "nan" / runs.METRICS).exists()
+    assert not (tmp_path / "nan" / runs.METRICS_FILE).exists()
 
 
 def test_export_refuses_a_run_with_non_finite_weights(trained, tmp_path, cli):

@@ -17,6 +17,7 @@ from conftest import assert_one_line_error
 from tiny_model import LINEAR_LAYERS, LORA_R8_PARAMS
 
 from elsst_bench import runs
+from elsst_bench.errors import BenchError
 from elsst_bench.metric_names import dev_key
 from elsst_bench.training import NonFiniteLoss, TrainConfig, train
 
@@ -29,7 +30,7 @@ def config(small_dataset, tmp_path: Path, adapter: str = "lora", **overrides) ->
 
 
 def read_metrics(run_dir: Path) -> dict:
-    return json.loads((run_dir / runs.METRICS).read_text())
+    return json.loads((run_dir / runs.METRICS_FILE).read_text())
 
 
 def flat_scores(metrics: dict) -> dict[str, float]:
@@ -99,7 +100,7 @@ def test_sigkill_then_resume_reaches_the_same_metrics(small_dataset, tmp_path):
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed"
     assert runs.read_config(out / "r")["status"] == "running"
-    assert not (out / "r" / runs.METRICS).exists()
+    assert not (out / "r" / runs.METRICS_FILE).exists()
 
     again = subprocess.run([str(exe), *args, "--out", str(out)], capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite silently
@@ -191,7 +192,7 @@ def test_a_dev_only_run_keeps_its_adapter_and_dev_score_and_never_touches_test(s
     assert record["status"] == "complete" and record["options"]["test"] is False
     assert record["options"]["dev_languages"] == ["de"] and record["options"]["eval_languages"] == ["de", "en"]
     assert f"best dev score (macro graded nDCG@10): {record['best_dev_score']:.4f}; not scored on test" in result.stdout
-    assert not (run_dir / runs.METRICS).exists() and not (run_dir / "rankings").exists()
+    assert not (run_dir / runs.METRICS_FILE).exists() and not (run_dir / "rankings").exists()
     assert (run_dir / "adapter" / "adapter.safetensors").exists() and "test_main_score" not in record
     dev_rows = [json.loads(line) for line in open(run_dir / runs.TRAIN_LOG) if dev_key() in line]
     assert len(dev_rows) == 1 and dev_rows[0][dev_key()] == record["best_dev_score"]  # de only: broader/de
@@ -222,7 +223,7 @@ def test_spectra_log_records_the_trajectory_without_changing_training(small_data
     p = s[s > 0] / s.sum()
     assert abs(float(np.exp(-(p * np.log(p)).sum())) - last[name]["effective_rank"]) < 1e-6
     assert np.allclose(s[:16], last[name]["singular_values"], atol=1e-9)
-    with pytest.raises(Exception, match="--spectra-every needs an adapter"):
+    with pytest.raises(BenchError, match="--spectra-every needs an adapter"):
         train(config(small_dataset, tmp_path / "full", adapter="full", spectra_every=2), progress=False)
 
 

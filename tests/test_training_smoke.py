@@ -31,7 +31,7 @@ def test_method_trains_saves_evaluates_and_exports(method, small_dataset, tmp_pa
                     progress=False)
     record = runs.read_config(run_dir)
     assert record["status"] == "complete" and record["adapter"] == method
-    metrics = json.loads((run_dir / runs.METRICS).read_text())
+    metrics = json.loads((run_dir / runs.METRICS_FILE).read_text())
     assert 0.0 <= metrics["scores"]["broader"]["en"][PRIMARY_METRIC] <= 1.0
     if not method_info(method).trains:
         assert record["trainable_params"] == 0

@@ -2,7 +2,7 @@
 
 Public API (this module is the only public surface; everything below is importable from it)::
 
-    available_adapters() -> list[str]                     # the ten adapters, in registry order
+    available_adapters() -> list[str]                     # every adapter, in registry order
     available_methods() -> list[str]                      # the adapters, then the baselines none, full
     method_info(name) -> MethodInfo                       # torch-free entry: source, formula, knob, summary,
                                                           #   config_class, default_lr, trains, is_adapter,
@@ -27,8 +27,9 @@ Public API (this module is the only public surface; everything below is importab
     export_peft(model, directory, base_name=None) -> Path  # a PEFT adapter: exact-ΔW LoRA or PEFT's own type
 
 ``model`` is a SentenceTransformer (its ``model[0].auto_model`` is adapted) or any torch module. Methods:
-``lora``, ``orthogeolora``, ``gelora``, ``smoa``, ``eigenlorax``, ``pica`` (native) and ``dora``, ``pissa``,
-``vera``, ``hra`` (PEFT). ``full`` and ``none`` are baselines: registry entries (``method_info``) that the
+``lora``, ``orthogeolora``, ``gelora``, ``smoa``, ``eigenlorax``, ``pica`` (native), ``dora``, ``pissa``,
+``vera``, ``hra`` (PEFT, wrapped) and fourteen more of PEFT's tuners, one small class each (:mod:`.peft_tuners`;
+their configs in :mod:`.tuner_configs`). ``full`` and ``none`` are baselines: registry entries (``method_info``) that the
 training layer handles; ``get_method``/``apply_adapter`` refuse them. Bad input raises
 :class:`elsst_bench.errors.AdapterError` with one clear sentence. The mathematics is in METHODS.md and in
 each method module's docstring. The base model identity recorded in an adapter config is whatever the caller
@@ -81,7 +82,6 @@ from .configs import (
 )
 from .layout import ADAPTER_CONFIG, ADAPTER_WEIGHTS, read_adapter_config
 from .registry import (
-    BASELINES,
     MethodInfo,
     available_adapters,
     available_methods,
@@ -144,7 +144,6 @@ def __dir__() -> list[str]:
 __all__ = [
     "ADAPTER_CONFIG",
     "ADAPTER_WEIGHTS",
-    "BASELINES",
     "AdaptedLinear",
     "DoRAConfig",
     "EigenLoRAxConfig",
@@ -165,7 +164,6 @@ __all__ = [
     "adapter_config",
     "adapter_spectra",
     "apply_adapter",
-    "apportion",
     "available_adapters",
     "available_methods",
     "budget_params",
@@ -190,5 +188,4 @@ __all__ = [
     "register",
     "save_adapter",
     "trainable_parameters",
-    "twonn_dimension",
 ]

@@ -165,23 +165,18 @@ class ScaledConfig(MethodConfig):
 # ------------------------------------------------------------------------------------------------ native methods
 
 
-#: LoRA initialisations PEFT offers that this LoRA does not, each with the reason (a one-line refusal).
-LORA_INITS_REFUSED = {
-    "olora": "OLoRA moves W0's QR factors into B, A and trains against the residual W0 − sBA, which this native LoRA "
-             "does not keep (PiSSA, the SVD variant of the same idea, is its own method: --adapter pissa)",
-    "eva": "EVA initialises A from an SVD of each layer's inputs over training batches, which apply_adapter is not "
-           "given",
-    "corda": "CorDA decomposes W0 with the covariance of each layer's inputs over training data, which apply_adapter "
-             "is not given",
-    "loftq": "LoftQ initialises against a quantised base model; the bases here are not quantised",
-    "lora-ga": "LoRA-GA initialises from gradients on training batches, which apply_adapter is not given",
-}
+_NOT_GIVEN = "which apply_adapter is not given"
+LORA_INITS_REFUSED = {  # PEFT's other LoRA initialisations, each with why this LoRA does not offer it
+    "olora": "it trains against the residual W0 − sBA, which this LoRA does not keep (see --adapter pissa)",
+    "eva": f"it needs an SVD of each layer's inputs over training batches, {_NOT_GIVEN}",
+    "corda": f"it needs the covariance of each layer's inputs over training data, {_NOT_GIVEN}",
+    "loftq": "it initialises against a quantised base model; the bases here are not quantised",
+    "lora-ga": f"it needs gradients on training batches, {_NOT_GIVEN}"}
 
 
 @dataclass(frozen=True)
 class LoRAConfig(ScaledConfig):
-    """``init``: ``default`` (A Kaiming-uniform as PEFT, B = 0) or ``gaussian`` (A ~ N(0, 1/r), PEFT's
-    ``init_lora_weights="gaussian"``); ``rslora``: the rank-stabilised scale s = α/√r instead of α/r."""
+    """``init``: ``default`` or ``gaussian`` (PEFT's ``init_lora_weights``); ``rslora``: s = α/√r (lora.py)."""
 
     method = "lora"
     default_lr = 3e-3  # measured (METHODS.md): best around 1e-3–3e-3
@@ -291,9 +286,8 @@ class EigenLoRAxConfig(ScaledConfig):
 
     @classmethod
     def training_inputs(cls, anchors, sources, options=None):
-        """``{"sources": [adapter dir, ...]}``: each source is a run directory (its ``adapter/``) or an adapter
-        directory itself."""
-        from ..runs import ADAPTER_DIR  # the run-directory layout has one home, elsst_bench.runs
+        """``{"sources": [adapter dir, ...]}``: each source an adapter directory (the training layer turns a run
+        directory into its ``adapter/`` first, :func:`elsst_bench.runs.adapter_dir`)."""
         from .layout import ADAPTER_CONFIG
 
         if not sources:
@@ -301,14 +295,10 @@ class EigenLoRAxConfig(ScaledConfig):
                 "eigenlorax needs --sources RUN_DIR... : two or more LoRA runs of the same base model, e.g. "
                 "`elsst-bench train --adapter lora --tasks synonym` and `--tasks crosslingual`"
             )
-        dirs = []
         for source in sources:
-            path = Path(source)
-            adapter_dir = path / ADAPTER_DIR if (path / ADAPTER_DIR).exists() else path
-            if not (adapter_dir / ADAPTER_CONFIG).exists():
+            if not (Path(source) / ADAPTER_CONFIG).exists():
                 raise AdapterError(f"eigenlorax source {source} is neither a LoRA run directory nor an adapter directory")
-            dirs.append(str(adapter_dir))
-        return {"sources": dirs}
+        return {"sources": [str(source) for source in sources]}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AdapterError
-from ..runs import recorded_path
+from ..paths import recorded_path
 from .configs import EigenLoRAxConfig
 from .io import read_adapter_tensors
 from .layers import AdaptedLinear, kaiming_uniform_like_linear, single_threaded, svd64

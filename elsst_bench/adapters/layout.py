@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import AdapterError
-from ..jsontypes import read_json
+from ..jsontypes import is_integer, read_json
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter.safetensors"
@@ -33,6 +33,7 @@ def read_adapter_config(directory: str | Path) -> dict:
         raise AdapterError(f"{directory} is not an adapter directory (no {ADAPTER_CONFIG})")
     config = read_json(path, error=AdapterError)
     for key, kind in REQUIRED_FIELDS.items():
-        if not isinstance(config, dict) or not isinstance(config.get(key), kind):
+        value = config.get(key) if isinstance(config, dict) else None
+        if not (is_integer(value) if kind is int else isinstance(value, kind)):  # `true` is not a rank
             raise AdapterError(f"adapter config {path} is corrupt (field {key!r} missing or of the wrong type)")
     return config

@@ -231,8 +231,3 @@ def get_method(name: str) -> "Method":
 def describe_adapters() -> list[dict[str, str]]:
     """One row per adapter and baseline: name, source (native/peft/baseline), params formula, knob, summary."""
     return [_ENTRIES[name].describe() for name in available_methods()]
-
-
-#: ``{baseline: (source, formula, knob, summary)}`` (kept for callers of the old constant; prefer method_info)
-BASELINES = {name: (_ENTRIES[name].source, _ENTRIES[name].formula, _ENTRIES[name].knob, _ENTRIES[name].summary)
-             for name in baselines()}

@@ -76,7 +76,7 @@ def compare(
     dataset: Optional[Path] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Paired significance (Fisher randomization, ranx) on graded nDCG@10, per task."""
+    """Paired significance (Fisher randomization, Holm) on graded nDCG@10, per task."""
     from .. import paths
     from ..evaluation.significance import compare_runs, report_dict
 
@@ -89,9 +89,13 @@ def compare(
         return
     for entry in entries:
         print(f"\n{entry['task']} [{', '.join(entry['languages'])}], {entry['queries']:,} queries, "
-              f"nDCG@10 graded, Fisher randomization p <= {max_p}:")
-        print(entry["report"].to_table())
-    print("\nA superscript letter marks a significant improvement over the run with that letter.")
+              f"nDCG@10 graded (query-weighted mean):")
+        print_table(["run", "nDCG@10 graded"], [[r["name"], f"{r['mean']:.4f}"] for r in entry["runs"]])
+        print_table(["control", "treatment", "Δ", "p", f"significant (Holm, α = {max_p:g})"],
+                    [[c["control"], c["treatment"], f"{c['delta']:+.4f}", f"{c['p']:.4f}",
+                      "yes" if c["significant"] else "no"] for c in entry["comparisons"]])
+    print("\nPaired Fisher randomization test (10,000 sign permutations, seed 0, two-sided), Holm's correction over "
+          "the pairs of each task: the test RESULTS.md reports.")
 
 
 @app.command()

@@ -91,7 +91,7 @@ def train(
     if not is_main_process():  # a DDP process of rank > 0: rank 0 reports the run
         return
     record = runs.read_config(run_dir)
-    metrics_file = run_dir / runs.METRICS
+    metrics_file = run_dir / runs.METRICS_FILE
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else None  # --no-test: none
     if as_json:
         print_json({"run_dir": str(run_dir), "config": record, "metrics": metrics})

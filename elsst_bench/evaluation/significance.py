@@ -1,11 +1,12 @@
-"""Paired significance between evaluated runs: ranx ``compare`` with Fisher's randomization test.
+"""Paired significance between evaluated runs: Fisher's randomization test on graded nDCG@10, per task.
 
 For each task, the runs' rankings (read back from their TREC files by rank, so the tie rule holds) are
-scored with graded nDCG@10 — the primary metric — on the queries of the split, pooled over the selected
-languages (query ids prefixed ``<lang>/``; a paired test needs one score per query, so this pooled mean is
-query-weighted, unlike the macro average of metrics.json). Fisher's randomization test (ranx, 1,000
-permutations, seed 42) gives a two-sided p-value per pair of runs. ``per_language`` adds one comparison
-per task and language.
+scored with graded nDCG@10 — the primary metric — per query by ranx, on the queries of the split, pooled over
+the selected languages (query ids prefixed ``<lang>/``; a paired test needs one score per query, so this pooled
+mean is query-weighted, unlike the macro average of metrics.json). Every pair of runs gets a two-sided p-value
+from :mod:`.paired` (10,000 permutations, seed 0: the test RESULTS.md reports, so both print the same p for the
+same pair), and Holm's correction over the pairs of the task. ``per_language`` adds one comparison per task and
+language.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..metric_names import PRIMARY_METRIC
 from ..runs import RANKINGS
 from ..tasks import TASKS, open_prepared, resolve_selection
 from .metrics import CUTOFF
+from .paired import PERMUTATIONS, SEED, fisher, fisher_batch, holm
 from .rankings import rank_scores, ranking_name, read_trec
 from .report import load_metrics
 
@@ -49,12 +51,19 @@ def load_runs(paths: list[str | Path], split: str = "test") -> list[tuple[str, d
 
 def compare_runs(paths: list[str | Path], dataset: str | Path, split: str = "test",
                  tasks: list[str] | None = None, languages: list[str] | None = None, per_language: bool = False,
-                 max_p: float = 0.05, n_permutations: int = 1000) -> list[dict]:
-    """One entry per comparison: ``{"task", "languages", "queries", "report": ranx Report}``."""
+                 max_p: float = 0.05, n_permutations: int = PERMUTATIONS) -> list[dict]:
+    """One entry per task (and, with ``per_language``, per task and language)::
+
+        {"task", "languages", "queries", "runs": [{"name", "mean"}],
+         "comparisons": [{"control", "treatment", "delta", "p", "significant"}]}
+
+    every pair of runs (the earlier one the control), ``p`` from :func:`.paired.fisher_batch`, ``significant``
+    after Holm's correction over the pairs of the entry at level ``max_p``."""
     if not 0 < max_p < 1:
         raise DataError(f"--max-p is a significance level between 0 and 1 (exclusive), got {max_p:g}")
+    import numpy as np
     from numba.core.errors import NumbaTypeSafetyWarning
-    from ranx import Qrels, Run, compare
+    from ranx import Qrels, Run, evaluate
 
     runs = load_runs(paths, split)
     split = runs[0][1].get("split", split)
@@ -85,19 +94,32 @@ def compare_runs(paths: list[str | Path], dataset: str | Path, split: str = "tes
             qrels_dict = {f"{lang}/{q}": dict(j) for lang in group for q, j in cache[lang][0].items()}
             if not qrels_dict:
                 continue
-            run_objs = []
-            for i, (name, _, _) in enumerate(runs):
+            order = sorted(qrels_dict)
+            scores = []
+            for i in range(len(runs)):
                 run_dict = {f"{lang}/{q}": (docs or {"<none>": 0.0}) for lang in group
                             for q, docs in cache[lang][1][i].items()}
-                run_objs.append(Run(run_dict, name=name))
-            with warnings.catch_warnings():  # ranx's own uint64 -> int64 id-hash cast, harmless
-                warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
-                report = compare(Qrels(qrels_dict), run_objs, metrics=[COMPARE_METRIC], stat_test="fisher",
-                                 max_p=max_p, n_permutations=n_permutations, random_seed=42, rounding_digits=4)
-            out.append({"task": task, "languages": group, "queries": len(qrels_dict), "report": report})
+                with warnings.catch_warnings():  # ranx's own uint64 -> int64 id-hash cast, harmless
+                    warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
+                    per_query = evaluate(Qrels(qrels_dict), Run(run_dict), COMPARE_METRIC, return_mean=False,
+                                         make_comparable=True)
+                by_id = dict(zip(sorted(qrels_dict), np.asarray(per_query, dtype=np.float64)))
+                scores.append(np.array([by_id[q] for q in order]))
+            pairs = {(i, j): (scores[i], scores[j]) for i in range(len(runs)) for j in range(i + 1, len(runs))}
+            pvalues = fisher_batch(pairs) if n_permutations == PERMUTATIONS else {
+                k: fisher(*v, n=n_permutations) for k, v in pairs.items()}
+            rejected = holm(pvalues, alpha=max_p)
+            out.append({
+                "task": task, "languages": group, "queries": len(order),
+                "runs": [{"name": runs[i][0], "mean": float(scores[i].mean())} for i in range(len(runs))],
+                "comparisons": [{"control": runs[i][0], "treatment": runs[j][0],
+                                 "delta": float(scores[j].mean() - scores[i].mean()), "p": pvalues[(i, j)],
+                                 "significant": rejected[(i, j)]} for (i, j) in pairs],
+            })
     return out
 
 
 def report_dict(entry: dict) -> dict:
     return {"task": entry["task"], "languages": entry["languages"], "queries": entry["queries"],
-            "metric": PRIMARY_METRIC, "stat_test": "fisher", **entry["report"].to_dict()}
+            "metric": PRIMARY_METRIC, "stat_test": "fisher", "permutations": PERMUTATIONS, "seed": SEED,
+            "correction": "holm", "runs": entry["runs"], "comparisons": entry["comparisons"]}

@@ -248,7 +248,7 @@ def _make_trainable(model, method, options: dict, pairs, sources: list[str]) -> 
     from ..adapters import apply_adapter, count_trainable
 
     extra = dict(options["options"])
-    extra.update(method.training_inputs(pairs.anchors, sources, options=extra))
+    extra.update(method.training_inputs(pairs.anchors, [str(runs.adapter_dir(s)) for s in sources], options=extra))
     apply_adapter(model, options["adapter"], rank=options["rank"], budget=options["budget"],
                   base_model=options["model"], **extra)
     return count_trainable(model)
