@@ -102,7 +102,7 @@ def compare(
 def search(
     text: str = typer.Argument(..., help="A phrase, e.g. from a catalogue record."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Run directory, model id or path."),
-    lang: str = typer.Option("en", "--lang", "-l", help="Language of the text and of the pool."),
+    lang: str = typer.Option("en", "--languages", "--lang", "-l", help="Language of the text and of the pool."),
     k: int = typer.Option(10, "-k", "--limit", help="Number of concepts (1 to 1000)."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     no_cache: bool = typer.Option(False, "--no-cache"),

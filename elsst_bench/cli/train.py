@@ -32,7 +32,7 @@ def _parse_options(values: list[str] | None) -> dict:
 @app.command()
 def train(
     adapter: str = typer.Option(..., "--adapter", "-a", help="Adapter name (see `elsst-bench adapters`), 'full' or 'none'."),
-    model: Optional[str] = typer.Option(None, help="Base model: multilingual-e5-small (default; $ELSST_BENCH_MODEL overrides), all-MiniLM-L6-v2, an id or a path."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Base model: multilingual-e5-small (default; $ELSST_BENCH_MODEL overrides), all-MiniLM-L6-v2, an id or a path."),
     rank: int = typer.Option(8, help="Adapter rank r."),
     budget: Optional[str] = typer.Option(None, help="Match LoRA rank N's parameter count: 'lora-rN'."),
     tasks: Optional[list[str]] = typer.Option(None, "--tasks", "-t", help="Training tasks (default broader,synonym,crosslingual)."),
