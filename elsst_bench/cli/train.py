@@ -118,12 +118,14 @@ def export(
                                           "--overwrite)."),
     peft: Optional[Path] = typer.Option(None, "--peft", help="Output directory for a PEFT adapter "
                                         "(adapter_config.json + adapter_model.safetensors): PEFT's own type for "
-                                        "DoRA, VeRA, HRA; a LoRA with the run's exact ΔW for the others."),
+                                        "PEFT's methods and tuners; a LoRA with the run's exact ΔW for the others."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in the output directory."),
 ) -> None:
     """Write the run as a plain sentence-transformers model with the adapter merged into the base weights
     (--merged), or as a standard PEFT adapter for the base transformer (--peft); either with a model card."""
     from .. import atomic, outputs, runs
+
+    quiet_libraries()  # a few seconds of loading: no progress bar, so a refusal after it is the only line
     from ..adapters import method_info
     from ..cards import write_card
     from ..models import check_finite
