@@ -116,7 +116,9 @@ def peft_own_count(name, rank, config):
 def expected_count(name, shapes, rank=8, config=None):
     """Independent parameter formulas (METHODS.md) over the 36 target shapes; PEFT's own count for the tuners
     of .peft_tuners."""
-    if method_info(name).implementation.startswith(".peft_tuners:"):
+    from elsst_bench.adapters.peft_tuners import PeftTuner
+
+    if isinstance(get_method(name), PeftTuner):
         return peft_own_count(name, rank, config)
     if name in ("lora", "smoa", "pissa"):
         return sum(rank * (o + i) for o, i in shapes.values())

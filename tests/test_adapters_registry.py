@@ -29,7 +29,7 @@ PACKAGE = Path(adapters.__file__).parent
 #: the published order (``elsst-bench adapters`` and every table list the methods in it); new methods go after
 PUBLISHED = ["lora", "orthogeolora", "gelora", "smoa", "eigenlorax", "pica", "dora", "pissa", "vera", "hra",
              "oft", "boft", "psoft", "osf", "delora", "gralora", "randlora", "miss", "c3a", "road", "fourierft", "loha",
-             "lokr", "ia3"]
+             "lokr", "adalora", "ia3"]
 
 
 def test_torch_free_api_does_not_import_torch(tmp_path):
@@ -143,7 +143,7 @@ def test_default_learning_rates_and_what_each_entry_is():
     assert lrs == {"full": 2e-5, "lora": 3e-3, "orthogeolora": 1e-2, "gelora": 3e-3, "smoa": 3e-3,
                    "eigenlorax": 1e-2, "pica": 3e-3, "dora": 3e-3, "pissa": 1e-3, "vera": 1e-2, "hra": 3e-3,
                    **{name: 3e-3 for name in ("oft", "boft", "psoft", "osf", "delora", "gralora", "randlora", "miss",
-                                              "c3a", "road", "fourierft", "loha", "lokr")},
+                                              "c3a", "road", "fourierft", "loha", "lokr", "adalora")},
                    "ia3": 3e-2, "none": None}
     for name in available_adapters():
         info = method_info(name)
@@ -186,6 +186,8 @@ def test_saved_option_order_is_the_config_field_order():
         "fourierft": [("scaling", 150.0), ("random_loc_seed", 777)],
         "loha": [("alpha", None)],
         "lokr": [("alpha", None), ("decompose_factor", -1)],
+        "adalora": [("alpha", None), ("init_r", None), ("tinit", 0), ("tfinal", 0), ("delta_t", 1), ("beta1", 0.85),
+                    ("beta2", 0.85), ("orth_reg_weight", 0.5), ("total_step", None)],
         "ia3": [],
         "none": [],
         "full": [],

@@ -257,3 +257,32 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(small_dataset, tm
     assert ours.keys() == theirs.keys()
     for key in ours:
         assert abs(ours[key] - theirs[key]) <= 1e-6, key
+
+
+def test_adalora_prunes_its_ranks_during_training_and_pays_its_orthogonality_penalty(small_dataset, tmp_path,
+                                                                                     monkeypatch):
+    """The Trainer runs AdaLoRA's allocator after every optimiser step (the run's step count is its schedule): at
+    the last step the singular values Λ are masked to an average of r per module, from r₀ = 1.5·r; and the
+    penalty is added to the loss."""
+    from elsst_bench.adapters.adalora import AdaLoRA
+
+    penalties = []
+    real = AdaLoRA.regularization
+
+    def spy(self, state):
+        term = real(self, state)
+        penalties.append(float(term))
+        return term
+
+    monkeypatch.setattr(AdaLoRA, "regularization", spy)
+    run = train(config(small_dataset, tmp_path, adapter="adalora", rank=4, lr=1e-2, epochs=1), progress=False)  # the
+    # kept epoch is the last: the final mask is in it
+    record = runs.read_config(run)
+    options = record["adapter_config"]["options"]
+    assert options["total_step"] == record["steps"] and options["init_r"] is None
+    tensors = load_file(run / "adapter" / "adapter.safetensors")
+    values = [t for name, t in tensors.items() if name.endswith("lora_E.default")]
+    assert len(values) == LINEAR_LAYERS and all(t.numel() == 6 for t in values)  # r₀ = 6 each
+    kept = sum(int((t != 0).sum()) for t in values)
+    assert kept <= 4 * LINEAR_LAYERS < 6 * LINEAR_LAYERS  # pruned to the budget of r = 4 on average
+    assert penalties and all(p > 0 for p in penalties)

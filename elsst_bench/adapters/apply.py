@@ -82,7 +82,7 @@ def _apply(model, name, rank, *, target_modules, budget, base_model, options, re
     extra = dict(ctx.extra)
     state = AdapterState(
         method=name, rank=rank, options=ctx.options, target_modules=list(targets), layers=layers,
-        base_model=identity, base_fingerprint=fingerprint, extra=extra, frozen=frozen,
+        base_model=identity, base_fingerprint=fingerprint, extra=extra, frozen=frozen, runtime=ctx.scratch,
     )
     object.__setattr__(root, STATE_ATTR, state)  # plain attribute, not a submodule
     if budget_info is not None:

@@ -132,11 +132,11 @@ class MethodConfig:
 
     @classmethod
     def training_inputs(cls, anchors: Sequence[str], sources: Sequence[str],
-                        options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                        options: Mapping[str, Any] | None = None, steps: int | None = None) -> dict[str, Any]:
         """The apply-time inputs the training layer must pass: ``{}`` unless the method needs some.
 
         ``anchors``: the training queries; ``sources``: the run's ``--sources``; ``options``: the options the
-        caller already has (an input given there is not recomputed).
+        caller already has (an input given there is not recomputed); ``steps``: the run's optimiser steps.
         """
         return {}
 
@@ -221,7 +221,7 @@ class GeLoRAConfig(ScaledConfig):
         integer(self.seed, self.method, "seed")
 
     @classmethod
-    def training_inputs(cls, anchors, sources, options=None):
+    def training_inputs(cls, anchors, sources, options=None, steps=None):
         """``{"texts": ...}``: an even spread of at most 512 of the distinct training queries, in sorted order."""
         if options is not None and "texts" in options:
             return {}
@@ -285,7 +285,7 @@ class EigenLoRAxConfig(ScaledConfig):
         return resolved
 
     @classmethod
-    def training_inputs(cls, anchors, sources, options=None):
+    def training_inputs(cls, anchors, sources, options=None, steps=None):
         """``{"sources": [adapter dir, ...]}``: each source an adapter directory (the training layer turns a run
         directory into its ``adapter/`` first, :func:`elsst_bench.runs.adapter_dir`)."""
         from .layout import ADAPTER_CONFIG

@@ -57,6 +57,7 @@ class AdapterState:
     base_fingerprint: str
     extra: dict[str, Any]
     frozen: list[tuple[nn.Parameter, bool]]  # every parameter's requires_grad before apply_adapter
+    runtime: dict[str, Any] = field(default_factory=dict)  # what a build leaves for training (never saved)
 
     def config(self, model: nn.Module, base_model: dict | None = None) -> dict:
         from .. import __version__
@@ -207,6 +208,14 @@ class Method(abc.ABC):
 
     def after_reload(self, state: AdapterState, previous: Any) -> None:
         """Hook run after ``load_adapter_weights`` (PiSSA moves its residual base if A0/B0 changed)."""
+
+    def regularization(self, state: AdapterState) -> torch.Tensor | None:
+        """A term the training loss adds (AdaLoRA's orthogonality penalty); None for most methods."""
+        return None
+
+    def after_optimizer_step(self, state: AdapterState, step: int) -> None:
+        """Hook the Trainer runs after each optimiser step, before the gradients are zeroed (AdaLoRA reallocates
+        its ranks here)."""
 
     def remove(self, state: AdapterState, root: nn.Module) -> None:
         """Hook run when the adapter leaves the model (merge or a failed load): drop hooks, caches."""

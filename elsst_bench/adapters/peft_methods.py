@@ -77,7 +77,7 @@ class PeftMethod(Method):
         had_config = "peft_config" in vars(ctx.root)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.tuner_cls()(ctx.root, config, adapter_name=ADAPTER)
+            ctx.scratch["tuner"] = self.tuner_cls()(ctx.root, config, adapter_name=ADAPTER)  # AdaLoRA steps it
         if not had_config and "peft_config" in vars(ctx.root):
             del ctx.root.peft_config
         layers = {}

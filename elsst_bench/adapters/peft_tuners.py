@@ -120,8 +120,9 @@ class PeftTuner(PeftMethod):
     def _own(name: str) -> bool:
         return not name.startswith("base_layer.") and ADAPTER in name.split(".")
 
-    def layer_trainable(self, layer):
-        return [p for n, p in layer.named_parameters() if self._own(n)]
+    def layer_trainable(self, layer):  # PEFT's own list of what trains (AdaLoRA's ranknum is a frozen parameter)
+        trained = layer.adapter_layer_names
+        return [p for n, p in layer.named_parameters() if self._own(n) and n.split(".")[0] in trained]
 
     def layer_tensors(self, layer):
         return {n: t for n, t in [*layer.named_parameters(), *layer.named_buffers()] if self._own(n)}

@@ -65,12 +65,13 @@ class MethodInfo:
         return self.config_class.default_lr
 
     def training_inputs(self, anchors: Sequence[str], sources: Sequence[str],
-                        options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Apply-time inputs to pass from training (GeLoRA: ``texts``; EigenLoRAx: ``sources``; else ``{}``).
+                        options: Mapping[str, Any] | None = None, steps: int | None = None) -> dict[str, Any]:
+        """Apply-time inputs to pass from training (GeLoRA: ``texts``; EigenLoRAx: ``sources``; AdaLoRA:
+        ``total_step`` from ``steps``, the run's optimiser steps; else ``{}``).
 
         ``options``, when given, are the caller's own options: an input already there is not recomputed.
         """
-        return self.config_class.training_inputs(anchors, sources, options)
+        return self.config_class.training_inputs(anchors, sources, options, steps)
 
     def describe(self) -> dict[str, str]:
         """The row ``elsst-bench adapters`` prints: name, source, params formula, knob, summary."""
@@ -170,6 +171,9 @@ for _info in (
     MethodInfo(tc.LoKrConfig, "peft", "f_out·f_in + r·(d_out/f_out + d_in/f_in)",
                "low-rank Kronecker product s·W₁ ⊗ (BA) (PEFT LoKr)", implementation=".peft_tuners:LoKr",
                peft_form="own", reaches_budget=False),
+    MethodInfo(tc.AdaLoRAConfig, "peft", "r₀·(d_in + d_out + 1), r₀ = init_r (1.5·r)",
+               "SVD-form P Λ Q whose ranks are pruned by importance from r₀ to an average of r during training "
+               "(PEFT AdaLoRA)", knob="init_r r₀ (r = ⅔·r₀)", implementation=".adalora:AdaLoRA", peft_form="own"),
     MethodInfo(tc.IA3Config, "peft", "d_out (d_in for FFN-out)",
                "learned scales of activations: attention and FFN-in outputs, FFN-out inputs (PEFT IA³)", knob="-",
                implementation=".peft_tuners:IA3", peft_form="own", reaches_budget=False),

@@ -2,9 +2,10 @@
 
 Each tuner is driven through its PEFT config; ``rank`` is the tuner's own size knob, named in the registry
 (:mod:`.registry`): the rank r for the low-rank family (LoHa, LoKr, DeLoRA, GraLoRA, RandLoRA, MiSS, PSOFT, OSF's
-trainable rank), the block size b for the block-structured ones (OFT, BOFT, C3A), the number of spectral
-coefficients per module for FourierFT, and nothing for RoAd and IA³, which have one size
-(RoAd's ``variant`` option multiplies it by 1, 2 or 4). Scales that PEFT ties to r (α) follow this package's rule α = 2r (s = 2) unless given.
+trainable rank, AdaLoRA's average rank after pruning), the block size b for the block-structured ones (OFT, BOFT,
+C3A), the number of spectral coefficients per module for FourierFT, and nothing for RoAd and IA³, which have one
+size (RoAd's ``variant`` option multiplies it by 1, 2 or 4). Scales that PEFT ties to r (α) follow this package's
+rule α = 2r (s = 2) unless given.
 
 Default learning rates are LoRA's (3e-3), IA³'s a decade higher as VeRA's (vector-only tuners need larger steps);
 none is tuned here. The comparison grid tunes every method's rate on dev (RESULTS.md).
@@ -186,6 +187,53 @@ class LoKrConfig(ScaledConfig):
 
 
 @dataclass(frozen=True)
+class AdaLoRAConfig(ScaledConfig):
+    """AdaLoRA (Zhang et al. 2023): SVD-form P Λ Q starting at ``init_r`` (None: 1.5·r) per module, pruned by
+    importance to an average of r (the rank knob) between steps ``tinit`` and ``total_step − tfinal``, every
+    ``delta_t`` steps; ``orth_reg_weight`` weighs the orthogonality penalty on P and Q. ``total_step`` is the run's
+    number of optimiser steps, which the training layer supplies (None outside training: no schedule)."""
+
+    method = "adalora"
+    default_lr = 3e-3
+    alpha_from_rank = False  # α = 2·init_r: AdaLoRA scales by α over its starting rank
+    init_r: int | None = None
+    tinit: int = 0
+    tfinal: int = 0
+    delta_t: int = 1
+    beta1: float = 0.85
+    beta2: float = 0.85
+    orth_reg_weight: float = 0.5
+    total_step: int | None = None
+
+    def check(self) -> None:
+        super().check()
+        if self.init_r is not None:
+            self._set("init_r", positive_int(self.init_r, "option init_r of adapter 'adalora'"))
+        for name in ("tinit", "tfinal"):
+            if integer(getattr(self, name), self.method, name) < 0:
+                raise AdapterError(f"option {name} of adapter 'adalora' must be an integer ≥ 0")
+        self._set("delta_t", positive_int(self.delta_t, "option delta_t of adapter 'adalora'"))
+        for name in ("beta1", "beta2"):
+            if not (isinstance(getattr(self, name), (int, float)) and 0 < getattr(self, name) < 1):
+                raise AdapterError(f"option {name} of adapter 'adalora' must be between 0 and 1")
+        if isinstance(self.orth_reg_weight, bool) or not isinstance(self.orth_reg_weight, (int, float)) \
+                or self.orth_reg_weight < 0:
+            raise AdapterError("option orth_reg_weight of adapter 'adalora' must be a number ≥ 0")
+        if self.total_step is not None:
+            self._set("total_step", positive_int(self.total_step, "option total_step of adapter 'adalora'"))
+
+    def check_rank(self, rank: int) -> None:
+        if self.init_r is not None and self.init_r < rank:
+            raise AdapterError(f"adalora prunes from init_r down to r: init_r {self.init_r} < r {rank}")
+
+    @classmethod
+    def training_inputs(cls, anchors, sources, options=None, steps=None):
+        if steps is None or (options is not None and options.get("total_step") is not None):
+            return {}
+        return {"total_step": max(1, int(steps))}
+
+
+@dataclass(frozen=True)
 class IA3Config(MethodConfig):
     method = "ia3"
     default_lr = 3e-2  # vectors only, as VeRA: larger steps (VeRA's tuned rate on dev was 3e-2)
@@ -193,4 +241,4 @@ class IA3Config(MethodConfig):
 
 #: Every config of this module, in the registry's order.
 TUNER_CONFIGS = (OFTConfig, BOFTConfig, PSOFTConfig, OSFConfig, DeLoRAConfig, GraLoRAConfig, RandLoRAConfig,
-                 MiSSConfig, C3AConfig, RoAdConfig, FourierFTConfig, LoHaConfig, LoKrConfig, IA3Config)
+                 MiSSConfig, C3AConfig, RoAdConfig, FourierFTConfig, LoHaConfig, LoKrConfig, AdaLoRAConfig, IA3Config)

@@ -42,7 +42,7 @@ METHOD_COLORS = {"none": "#1b1b1b", "full": "#d62728", "lora": "#1f77b4", "dora"
                  # PEFT's other tuners: picked greedily, each the farthest (ΔE) from every colour above and before it
                  "oft": "#ee00ff", "boft": "#0000ff", "psoft": "#445500", "osf": "#0066ff", "delora": "#ff0077",
                  "gralora": "#00dd00", "randlora": "#ff00bb", "miss": "#ff8888", "c3a": "#995500", "road": "#9900aa",
-                 "fourierft": "#442255", "loha": "#770011", "lokr": "#338855", "ia3": "#bbccaa"}
+                 "fourierft": "#442255", "loha": "#770011", "lokr": "#338855", "adalora": "#00ddbb", "ia3": "#bbccaa"}
 #: For methods the registry does not know, given out in name order.
 SPARE_COLORS = ("#005f5f", "#f2c200", "#000080", "#fdbf6f", "#98df8a", "#c5b0d5")
 COLUMNS_NOTE = (

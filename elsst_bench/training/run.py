@@ -239,7 +239,7 @@ def _save_model(model, method, run_dir: Path, identity: dict) -> None:
         save_adapter(model, tmp, base_model=identity)
 
 
-def _make_trainable(model, method, options: dict, pairs, sources: list[str]) -> int:
+def _make_trainable(model, method, options: dict, pairs, sources: list[str], steps: int | None = None) -> int:
     """Apply the method to ``model`` and return its trainable-parameter count."""
     if not method.is_adapter:  # full fine-tuning: every encoder weight
         for p in model.parameters():
@@ -248,7 +248,8 @@ def _make_trainable(model, method, options: dict, pairs, sources: list[str]) -> 
     from ..adapters import apply_adapter, count_trainable
 
     extra = dict(options["options"])
-    extra.update(method.training_inputs(pairs.anchors, [str(runs.adapter_dir(s)) for s in sources], options=extra))
+    extra.update(method.training_inputs(pairs.anchors, [str(runs.adapter_dir(s)) for s in sources], options=extra,
+                                        steps=steps))
     apply_adapter(model, options["adapter"], rank=options["rank"], budget=options["budget"],
                   base_model=options["model"], **extra)
     return count_trainable(model)
@@ -298,7 +299,8 @@ def _setup(config: TrainConfig, options: dict, dataset, device: str, gather: boo
     model = _load_base(config, device)
     train_dataset, make_loss = build_objective(recipe, model, pairs, dataset, lambda: _load_base(config, device),
                                                gather=gather)
-    trainable = _make_trainable(model, method, options, pairs, config.sources)
+    steps = options["epochs"] * max(1, len(train_dataset) // options["batch_size"])  # AdaLoRA's schedule needs it
+    trainable = _make_trainable(model, method, options, pairs, config.sources, steps)
     return _Setup(model=model, trainable=trainable, pairs=pairs, method=method, dataset=dataset, device=device,
                   train_dataset=train_dataset, make_loss=make_loss)
 

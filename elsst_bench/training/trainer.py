@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformerTrainer
+from transformers import TrainerCallback
 
 from .. import runs
 from ..errors import NonFiniteLoss
@@ -28,10 +29,23 @@ class AdapterTrainer(SentenceTransformerTrainer):
         super().__init__(*args, **kwargs)
         self.adapter_checkpoints = adapter_checkpoints
         self.fail_at_step = fail_at_step
+        self.add_callback(_MethodSteps(self))
+
+    def _adapter(self):
+        """``(method, state)`` of the adapter on the model, or None (full fine-tuning)."""
+        from ..adapters import get_method
+        from ..adapters.method import get_state
+
+        state = get_state(self.model)
+        return (get_method(state.method), state) if state is not None else None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs=return_outputs,
                                     num_items_in_batch=num_items_in_batch)
+        adapter = self._adapter()
+        term = adapter[0].regularization(adapter[1]) if adapter else None
+        if term is not None:  # a method's own loss term (AdaLoRA's orthogonality penalty)
+            loss = (loss[0] + term, *loss[1:]) if isinstance(loss, tuple) else loss + term
         value = loss[0] if isinstance(loss, tuple) else loss
         if self.fail_at_step is not None and self.state.global_step + 1 >= self.fail_at_step:
             value = value * float("nan")
@@ -52,3 +66,16 @@ class AdapterTrainer(SentenceTransformerTrainer):
         from ..adapters import load_adapter_weights
 
         load_adapter_weights(self.model, Path(checkpoint_path) / runs.ADAPTER_DIR)
+
+
+class _MethodSteps(TrainerCallback):
+    """Runs the adapter method's hook after every optimiser step, before the gradients are zeroed (AdaLoRA
+    reallocates its ranks there from the gradients)."""
+
+    def __init__(self, trainer: AdapterTrainer):
+        self.trainer = trainer
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        adapter = self.trainer._adapter()
+        if adapter is not None:  # the step just taken, counted from 1: the Trainer increments global_step after this
+            adapter[0].after_optimizer_step(adapter[1], state.global_step + 1)
