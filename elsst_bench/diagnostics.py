@@ -16,6 +16,24 @@ from . import atomic, runs
 from .metric_names import dev_key
 
 
+def compact_spectra(spectra: dict[str, dict]) -> dict[str, dict]:
+    """What ``delta_spectrum.json`` keeps: each layer's effective rank (exact) and σ to 6 significant digits."""
+    return {name: {"effective_rank": v["effective_rank"],
+                   "singular_values": [float(f"{x:.6g}") for x in v["singular_values"]]} for name, v in spectra.items()}
+
+
+def delta_spectrum(run_dir: Path) -> dict[str, dict]:
+    """The run's ``delta_spectrum.json`` (written when the run saved its adapter; kept in the repository for runs
+    whose adapter file is too large to commit), or, for a run without one, computed from the run (nothing is
+    written into it)."""
+    path = Path(run_dir) / runs.DELTA_SPECTRUM
+    if path.is_file():
+        from .jsontypes import read_json
+
+        return read_json(path)
+    return compact_spectra(run_spectra(run_dir))
+
+
 def run_spectra(run_dir: Path) -> dict[str, dict]:
     """``{layer: {"singular_values", "effective_rank"}}`` of the run's update; empty for a run that trained
     nothing (``none``)."""

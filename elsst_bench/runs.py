@@ -38,6 +38,7 @@ TRAIN_LOG = "train_log.jsonl"
 SPECTRA_LOG = "spectra.jsonl"
 METRICS_FILE = "metrics.json"
 CHECKPOINTS = "checkpoints"
+DELTA_SPECTRUM = "delta_spectrum.json"  # ΔW's singular values per layer, written when an adapter run is saved
 RANKINGS = "rankings"  # <task>.<lang>.<split>.tsv.gz, written with the metrics (evaluation.result)
 
 

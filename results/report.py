@@ -126,21 +126,11 @@ def spectra_log(run: Path) -> list[dict]:
 
 
 def final_spectra(run: Path) -> dict[str, dict]:
-    """Singular values and effective rank of the saved adapter's ΔW per layer (the kept, best-dev epoch).
+    """Singular values and effective rank of the saved adapter's ΔW per layer (the kept, best-dev epoch): the run's
+    ``delta_spectrum.json``, which training writes (this report writes nothing into the runs it reads)."""
+    from elsst_bench.diagnostics import delta_spectrum
 
-    Computed once from the adapter and kept in the run as ``delta_spectrum.json``, so the numbers stay in the
-    repository for runs whose adapter file is too large to commit (PiCa's projections, EigenLoRAx's bases)."""
-    from elsst_bench import atomic
-    from elsst_bench.diagnostics import run_spectra
-
-    path = run / "delta_spectrum.json"
-    if path.exists():
-        return read_json(path)
-    spectra = {name: {"effective_rank": v["effective_rank"],  # exact; σ to 6 digits keeps the file small
-                      "singular_values": [float(f"{x:.6g}") for x in v["singular_values"]]}
-               for name, v in run_spectra(run).items()}
-    atomic.write_json(path, spectra)
-    return spectra
+    return delta_spectrum(run)
 
 
 def mean_effective_rank(spectra: dict[str, dict]) -> float:
@@ -512,7 +502,9 @@ def plots(grid: dict[str, list[Path]], sweep: dict) -> list[str]:
 
     PLOTS.mkdir(parents=True, exist_ok=True)
     written = []
-    colors = {"lora": "#1f77b4", "orthogeolora": "#d62728"}
+    from elsst_bench.adapters import method_info
+
+    colors = {m: method_info(m).color for m in ("lora", "orthogeolora")}  # the board's colours (the registry's)
     logs = {m: spectra_log(RUNS / f"{m}-s0") for m in colors}
     if all(logs.values()):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))

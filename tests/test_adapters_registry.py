@@ -138,6 +138,14 @@ def test_methods_in_published_order_then_baselines():
                                                                        ("full", "baseline", "-")]
 
 
+def test_every_method_has_its_own_colour_in_the_registry():
+    from elsst_bench.adapters.registry import METHOD_COLORS
+
+    assert list(METHOD_COLORS) != [] and set(METHOD_COLORS) == set(available_methods())
+    assert len(set(METHOD_COLORS.values())) == len(METHOD_COLORS)
+    assert method_info("orthogeolora").color == METHOD_COLORS["orthogeolora"]
+
+
 def test_default_learning_rates_and_what_each_entry_is():
     lrs = {name: method_info(name).default_lr for name in available_methods()}
     assert lrs == {"full": 2e-5, "lora": 3e-3, "orthogeolora": 1e-2, "gelora": 3e-3, "smoa": 3e-3,

@@ -31,6 +31,17 @@ if TYPE_CHECKING:  # pragma: no cover
 #: the values of :attr:`MethodInfo.peft_form`
 PEFT_FORMS = (None, "lora", "own")
 
+#: A fixed colour per method (the board, its chart and RESULTS.md's plots draw each method in it) (Tableau 10, two more, then fourteen for PEFT's other tuners): with the
+#: spares, every pair is at least 24 apart in CIELAB (ΔE 1976); zero-shot ``none`` near black, ``full`` red,
+#: ``eigenlorax`` wine.
+METHOD_COLORS = {"none": "#1b1b1b", "full": "#d62728", "lora": "#1f77b4", "dora": "#ff7f0e", "pissa": "#2ca02c",
+                 "vera": "#9467bd", "hra": "#8c564b", "smoa": "#e377c2", "pica": "#17becf", "gelora": "#bcbd22",
+                 "orthogeolora": "#7f7f7f", "eigenlorax": "#8b0a50",
+                 # PEFT's other tuners: picked greedily, each the farthest (ΔE) from every colour above and before it
+                 "oft": "#ee00ff", "boft": "#0000ff", "psoft": "#445500", "osf": "#0066ff", "delora": "#ff0077",
+                 "gralora": "#00dd00", "randlora": "#ff00bb", "miss": "#ff8888", "c3a": "#995500", "road": "#9900aa",
+                 "fourierft": "#442255", "loha": "#770011", "lokr": "#338855", "adalora": "#00ddbb", "ia3": "#bbccaa"}
+
 
 @dataclass(frozen=True)
 class MethodInfo:
@@ -59,6 +70,11 @@ class MethodInfo:
     @property
     def name(self) -> str:
         return self.config_class.method
+
+    @property
+    def color(self) -> str:
+        """The method's colour on the board and in the plots (:data:`METHOD_COLORS`)."""
+        return METHOD_COLORS[self.name]
 
     @property
     def default_lr(self) -> float | None:

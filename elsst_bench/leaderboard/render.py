@@ -27,22 +27,13 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+from ..adapters.registry import METHOD_COLORS  # one home: each method's colour is a registry fact
 from ..metric_names import PRIMARY_METRIC
 from .benchmark import Benchmark
 from .board import LABELS, SHOWN, Base, Group, Table, bases, fmt, fmt_params, fmt_primary, method_label
 
 TITLE = "ELSST-Bench leaderboard"
 PRIMARY_HEADER = f"{LABELS[PRIMARY_METRIC]} ± std"
-#: A fixed colour per method of the registry (Tableau 10, two more, then fourteen for PEFT's other tuners): with the
-#: spares, every pair is at least 24 apart in CIELAB (ΔE 1976); zero-shot ``none`` near black, ``full`` red,
-#: ``eigenlorax`` wine.
-METHOD_COLORS = {"none": "#1b1b1b", "full": "#d62728", "lora": "#1f77b4", "dora": "#ff7f0e", "pissa": "#2ca02c",
-                 "vera": "#9467bd", "hra": "#8c564b", "smoa": "#e377c2", "pica": "#17becf", "gelora": "#bcbd22",
-                 "orthogeolora": "#7f7f7f", "eigenlorax": "#8b0a50",
-                 # PEFT's other tuners: picked greedily, each the farthest (ΔE) from every colour above and before it
-                 "oft": "#ee00ff", "boft": "#0000ff", "psoft": "#445500", "osf": "#0066ff", "delora": "#ff0077",
-                 "gralora": "#00dd00", "randlora": "#ff00bb", "miss": "#ff8888", "c3a": "#995500", "road": "#9900aa",
-                 "fourierft": "#442255", "loha": "#770011", "lokr": "#338855", "adalora": "#00ddbb", "ia3": "#bbccaa"}
 #: For methods the registry does not know, given out in name order.
 SPARE_COLORS = ("#005f5f", "#f2c200", "#000080", "#fdbf6f", "#98df8a", "#c5b0d5")
 COLUMNS_NOTE = (

@@ -164,6 +164,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         if weights.exists():
             record["adapter_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
         record["adapter_config"] = _adapter_config(run_dir)
+        if method.is_adapter:  # ΔW's spectrum, kept with the run (small, unlike some methods' adapter files)
+            from ..adapters import adapter_spectra
+            from ..diagnostics import compact_spectra
+
+            atomic.write_json(run_dir / runs.DELTA_SPECTRUM, compact_spectra(adapter_spectra(model)))
         atomic.write_json(run_dir / runs.CONFIG, record)  # still "running": metrics come next
         if scores_test(options):
             with _shared_encoding(model, world):
