@@ -33,4 +33,8 @@ quickstart: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
-.PHONY: install quickstart test
+# The fast subset while developing: everything but the tests marked slow (processes, real models, whole grids).
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
+
+.PHONY: install quickstart test test-fast

@@ -1198,7 +1198,9 @@ def ml_section() -> list[str]:
         "",
         versus,
         "",
-        "Over seeds: each row with three seeds against LoRA's three, on the task macro of each seed (the pooled tests "
+        "### Over seeds: three seeds each against LoRA's three",
+        "",
+        "Each row with three seeds against LoRA's three, on the task macro of each seed (the pooled tests "
         "above treat the query as the unit; this one the training run). Exact permutation test over the 20 ways of "
         "splitting the six seed values in two; with three seeds a side its smallest p is 0.10, so what it can say is "
         "whether a difference exceeds the spread between seeds (sd: the larger of the two rows' sample standard "

@@ -32,6 +32,9 @@ ARGS = ["--adapter", "lora", "-l", "en,de", "--epochs", "3", "--batch-size", "16
 ROWS = 16
 
 
+pytestmark = pytest.mark.slow  # torchrun processes
+
+
 def _loss_on_share(rank: int, world: int, init_file: str, dataset_path: str, recipe_name: str, out: str) -> None:
     """Rank ``rank`` of ``world``: the recipe's loss on its share of 16 rows, then the loss and the gradient of one
     weight averaged over the world (what DDP steps with), saved to ``out/<rank>.pt``."""
@@ -118,8 +121,8 @@ def test_a_ddp_run_writes_one_complete_run_close_to_one_process(ddp_run, small_d
     assert record["status"] == "complete"
     assert record["distributed"] == {"world_size": 2, "backend": "gloo", "per_process_batch_size": 8}
     assert record["options"]["batch_size"] == 16  # the option is the global batch, as in one process
-    assert sorted(p.name for p in run_dir.iterdir()) == ["adapter", "config.json", "metrics.json", "rankings",
-                                                         "train_log.jsonl"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["adapter", "config.json", "delta_spectrum.json",
+                                                         "metrics.json", "rankings", "train_log.jsonl"]
     assert stdout.count(f"run {run_dir}") == 1  # rank 0 reports; rank 1 prints nothing
     log = [json.loads(line) for line in (run_dir / runs.TRAIN_LOG).read_text().splitlines()]
     assert sum(dev_key() in row for row in log) == 3  # one dev evaluation per epoch, logged once

@@ -7,12 +7,17 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from conftest import ENV, EXE
 from leaderboard_fixtures import evaluated_run, make_run, new_board
 
 from elsst_bench.leaderboard import store, verify
 
 N = 20
+
+
+pytestmark = pytest.mark.slow  # twenty submitting processes
 
 
 def test_twenty_concurrent_submissions(small_dataset, tmp_path):

@@ -43,6 +43,9 @@ ONE_TEXT_PER_BATCH = {"batch_size": 1, "show_progress_bar": False}
 PRIMARY = elsst_mteb.SCORE_KEYS[PRIMARY_METRIC]
 
 
+pytestmark = pytest.mark.slow  # MTEB's own evaluation loop
+
+
 def near_ties(rankings, gap: float = NEAR_TIE) -> int:
     """How many queries hold two cosines closer than ``gap`` among their top ``CUTOFF + 1`` candidates."""
     scores = rankings.scores[:, :CUTOFF + 1].astype(np.float64)

@@ -11,6 +11,8 @@ import pytest
 import requests
 
 CLIENTS, PER_CLIENT, SOAK = 20, 50, 2000
+pytestmark = pytest.mark.slow  # load on a live server
+
 TEXTS = [
     "Youth unemployment in rural areas",
     "Attitudes to immigration among young people in Europe",

@@ -11,8 +11,9 @@ import pytest
 import requests
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER,
-                                reason="Debian's chromium and chromium-driver are absent (CI installs them)")
+pytestmark = [pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER,
+                                 reason="Debian's chromium and chromium-driver are absent (CI installs them)"),
+              pytest.mark.slow]  # headless Chromium
 
 
 @pytest.fixture(scope="module")

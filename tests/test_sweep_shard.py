@@ -45,6 +45,9 @@ adapter = "dora"
 """
 
 
+pytestmark = pytest.mark.slow  # two sweeps at once
+
+
 def grid(tmp_path: Path):
     text = 'out = "RUNS"\n[defaults]\nlanguages = ["en"]\n' + GRID
     return load_plan(write(tmp_path / "s.toml", text.replace("RUNS", str(tmp_path / "runs"))))
