@@ -16,9 +16,9 @@ install: $(BIN)/.installed
 
 # The main job on the offline default, multilingual-e5-small: prepare ELSST R5, train OrthoGeoLoRA on three
 # languages (128 pairs per task and language, one epoch, dev on English), score it on their test split (cross-lingual
-# included), then the zero-shot model on the same queries and a paired significance test between the two. 5 to 9
-# minutes from a clean clone on 2 CPU cores (README); French rather than German keeps it under 10 (German has 2,221
-# test entry terms, French 554).
+# included), then the zero-shot model on the same queries and a paired significance test between the two. Under 10
+# minutes from a clean clone on 2 CPU cores (the README has the measured time); French rather than German keeps it
+# there (German has 2,221 test entry terms, French 554).
 QUICKSTART_LANGUAGES := en,fr,fi
 quickstart: $(BIN)/.installed
 	$(BIN)/elsst-bench prepare
