@@ -16,7 +16,7 @@ from .errors import BenchError
 
 AUTO = "auto"
 _FORM = re.compile(r"^(?:cpu|mps|cuda(?::(\d+))?)$")
-_KNOWN = "auto, cpu, cuda, cuda:N or mps"
+KNOWN = "auto, cpu, cuda, cuda:N or mps"  # what --device takes, in words (every command's help says this)
 
 
 def check_device(device: str | None) -> str:
@@ -24,7 +24,7 @@ def check_device(device: str | None) -> str:
     if device is None or device == AUTO:
         return AUTO
     if not isinstance(device, str) or not _FORM.match(device):
-        raise BenchError(f"unknown device {device!r}; use {_KNOWN}")
+        raise BenchError(f"unknown device {device!r}; use {KNOWN}")
     return device
 
 

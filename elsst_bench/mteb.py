@@ -36,6 +36,7 @@ except ImportError as err:  # the optional extra
 from . import __version__
 from .cards import CITATION, DATA_ATTRIBUTION
 from .errors import DataError
+from .tasks import TASKS
 from .evaluation.metrics import CUTOFF, score_rankings
 from .evaluation.rankings import Rankings
 from .evaluation.runner import load_thesaurus, select
@@ -49,8 +50,7 @@ LANGUAGES = {
     "fi": "fin-Latn", "fr": "fra-Latn", "hu": "hun-Latn", "is": "isl-Latn", "lt": "lit-Latn",
     "nl": "nld-Latn", "no": "nor-Latn", "ro": "ron-Latn", "sl": "slv-Latn", "sv": "swe-Latn",
 }
-TASK_NAMES = {task: f"ELSST{task.capitalize()}Retrieval" for task in ("broader", "synonym", "crosslingual",
-                                                                          "definition")}
+TASK_NAMES = {task: f"ELSST{task.capitalize()}Retrieval" for task in TASKS}
 #: Our metric names → the keys of the scores MTEB reports for them (``ndcg@10_graded`` → ``elsst_ndcg_at_10_graded``).
 SCORE_KEYS = {metric: "elsst_" + metric.replace("@", "_at_") for metric in METRICS}
 REFERENCE = "https://elsst.cessda.eu/"

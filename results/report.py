@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout: the package next to this file
     sys.path.insert(0, str(ROOT))
 
-from elsst_bench.runs import CONFIG, SPECTRA_LOG, is_adapter, is_complete, read_config, trains  # noqa: E402 (torch-free)
+from elsst_bench.runs import CONFIG, METRICS_FILE, SPECTRA_LOG, is_adapter, is_complete, read_config, trains  # noqa: E402
+from elsst_bench.sweep import SUBMITTED  # noqa: E402 (one home: the file a submitted run of a sweep keeps)
 from elsst_bench.metric_names import PRIMARY_METRIC  # noqa: E402
 
 RUNS = ROOT / "results" / "runs"
@@ -96,7 +97,7 @@ def per_query_by_language(run: Path) -> dict[tuple[str, str], dict[str, float]]:
     from elsst_bench.evaluation.rankings import Rankings
     from elsst_bench.leaderboard.entry import decode
 
-    submitted = read_json(run / "submitted.json")
+    submitted = read_json(run / SUBMITTED)
     entry = read_json(BOARD / submitted["entry"])
     bench, dataset = _benchmark()
     rows, refs, _ = decode(entry, bench, dataset, submitted["entry"])
@@ -559,7 +560,7 @@ def missing_line(grid: dict[str, list[Path]]) -> list[str]:
 ML = ROOT / "results" / "multilingual"
 ML_PLAN = ML / "sweep.toml"
 CLAIMS_ML = ROOT / "results" / "claims_multilingual.md"
-ML_TASKS = ("broader", "synonym", "crosslingual", "definition")
+from elsst_bench.tasks import TASKS as ML_TASKS  # noqa: E402 (every task; the multilingual grid scores them all)
 HEATMAP = "multilingual-heatmap.png"
 #: Row names for grid blocks whose run id is not just the adapter's name (``<key>-s<seed>``).
 ML_LABELS = {"orthogeolora-spectral": "orthogeolora (spectral init)", "eigenlorax-k8": "eigenlorax (K=8)",
@@ -615,9 +616,9 @@ def ml_plan():
 
 def on_board(run: Path) -> bool:
     """Complete, scored on test, and its leaderboard entry present (the per-query scores come from the entry)."""
-    if not (is_complete(run) and (run / "metrics.json").is_file() and (run / "submitted.json").is_file()):
+    if not (is_complete(run) and (run / METRICS_FILE).is_file() and (run / SUBMITTED).is_file()):
         return False
-    return (BOARD / read_json(run / "submitted.json")["entry"]).is_file()
+    return (BOARD / read_json(run / SUBMITTED)["entry"]).is_file()
 
 
 def ml_grid(plan) -> list[Method]:

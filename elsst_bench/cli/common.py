@@ -45,3 +45,10 @@ def _fmt(value) -> str:
 
 def print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+def device_help() -> str:
+    """``--device``'s help, from the one list of devices (:data:`elsst_bench.devices.KNOWN`)."""
+    from ..devices import KNOWN
+
+    return f"{KNOWN[0].upper()}{KNOWN[1:]}."

@@ -10,7 +10,7 @@ import typer
 
 from . import app
 from ..progress import quiet_libraries
-from .common import print_json, print_table, split_list
+from .common import device_help, print_json, print_table, split_list
 
 _DATASET_HELP = "Prepared dataset directory. Default: data/prepared/elsst-r5."
 
@@ -36,7 +36,7 @@ def evaluate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     index: str = typer.Option("flat", help="FAISS index: flat (exact), hnsw or ivf (approximate)."),
     batch_size: int = typer.Option(128, help="Encoding batch size."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", help=device_help()),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of a table."),
     prompts: Optional[str] = typer.Option(None, help="Prompt convention of a base model: asymmetric (the model's "
@@ -106,7 +106,7 @@ def search(
     k: int = typer.Option(10, "-k", "--limit", help="Number of concepts (1 to 1000)."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     no_cache: bool = typer.Option(False, "--no-cache"),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", help=device_help()),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import app
-from .common import print_json, print_table
+from .common import device_help, print_json, print_table
 
 track1 = typer.Typer(help="Track 1 (implicit concept retrieval) from a local copy of its files: check them, score "
                      "a model or run on val, train on train, write a test submission.", no_args_is_help=True)
@@ -78,7 +78,7 @@ def evaluate(
                                          "`track1 train`'s)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=_MODEL),
     split: str = typer.Option("val", help="val (or train)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", help=device_help()),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Rank the concept pool for every passage of a labelled split and print Track 1's four metrics."""
@@ -116,7 +116,7 @@ def train(
     out: Path = typer.Option(Path("runs"), "--out", help="Parent directory of the run directory."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Default track1-<adapter>-s<seed>."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of the same id."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", help=device_help()),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train an adapter on train.jsonl (passage → positive concept's term and definition, hard negatives from the
@@ -148,7 +148,7 @@ def submit(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=_MODEL),
     out: Path = typer.Option(..., "--out", help="The submission file to write (JSON lines)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file at --out."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", help=device_help()),
 ) -> None:
     """Rank the concept pool for every test passage (top 100) and write the submission, checked against the
     published rules before it is written."""

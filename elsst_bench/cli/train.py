@@ -12,7 +12,7 @@ from ..errors import BenchError
 from . import app
 from ..progress import quiet_libraries
 from ..training.recipes import DEFAULT_HARD_NEGATIVES, DEFAULT_MIN_GRADE, PLAIN
-from .common import print_json, print_table, split_list
+from .common import device_help, print_json, print_table, split_list
 
 
 def _parse_options(values: list[str] | None) -> dict:
@@ -44,7 +44,7 @@ def train(
     out: Path = typer.Option(Path("runs"), help="Directory that holds run directories."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run directory name (default: derived from the options)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", help=device_help()),
     dataset: Optional[Path] = typer.Option(None, help="Prepared dataset directory (default data/prepared/elsst-r5)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="Adapter option key=value (repeatable)."),
     sources: Optional[list[str]] = typer.Option(None, "--sources", help="EigenLoRAx: LoRA run directories (repeatable)."),
