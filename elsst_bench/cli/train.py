@@ -39,7 +39,7 @@ def train(
     languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Training languages (default en)."),
     epochs: int = typer.Option(3),
     batch_size: int = typer.Option(64, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, help="Learning rate (default: the method's, see README)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (default: the method's; docs/adapters.md)."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs"), help="Directory that holds run directories."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run directory name (default: derived from the options)."),

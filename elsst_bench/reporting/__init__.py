@@ -63,7 +63,7 @@ def render(plots_dir: Path = PLOTS) -> str:
         "",
         "**Setup.** Base model all-MiniLM-L6-v2 (the offline English base; `results/sweep.toml` pins it); training on the English train split of "
         "`broader` + `synonym` (4,232 pairs), MultipleNegativesRankingLoss, 3 epochs, batch 64, each method's "
-        "default learning rate (README; not tuned per method, the learning-rate check below tries other rates for "
+        "default learning rate (docs/adapters.md; not tuned per method, the learning-rate check below tries other rates for "
         "three methods), best dev epoch kept; test split, English: "
         "`broader` 651 queries, `synonym` 542, `definition` 168 (never trained on). Adapters at the parameter "
         "count of LoRA r=8 on the 36 linear layers (`--budget lora-r8`); seeds 0, 1, 2. "
