@@ -123,46 +123,10 @@ def export(
 ) -> None:
     """Write the run as a plain sentence-transformers model with the adapter merged into the base weights
     (--merged), or as a standard PEFT adapter for the base transformer (--peft); either with a model card."""
-    from .. import atomic, outputs, runs
+    from ..export import export_run
 
     quiet_libraries()  # a few seconds of loading: no progress bar, so a refusal after it is the only line
-    from ..adapters import method_info
-    from ..cards import write_card
-    from ..models import check_finite
-
-    if (merged is None) == (peft is None):
-        raise BenchError("give exactly one of --merged DIR and --peft DIR")
-    config = runs.read_complete(run_dir)  # a complete run, before the target is looked at
-    target = merged if merged is not None else peft
-    outputs.check_target(target, outputs.MODEL if merged is not None else outputs.PEFT_ADAPTER, replace=overwrite)
-    if peft is not None:
-        info = runs.method(config["adapter"])
-        if info is None or info.peft_form is None:
-            why = ("not an adapter" if info is not None and not info.is_adapter else
-                   "without a PEFT form (ΔW of rank > r, and no adapter type of its own in PEFT)"
-                   if info is not None else "an unknown method")
-            raise BenchError(f"run {run_dir} is {config['adapter']}, {why}: export it with --merged")
-    model, info = runs.load_run(run_dir)
-    check_finite(model, f"run {run_dir}")
-    if peft is not None:
-        from ..adapters.peft_export import export_peft
-
-        with atomic.directory(peft, outputs.PEFT_ADAPTER if overwrite else None) as tmp:
-            export_peft(model, tmp, base_name=info["identity"]["name"])
-            write_card(run_dir, tmp, kind="peft")  # in place of PEFT's template card
-        kind = json.loads((peft / "adapter_config.json").read_text(encoding="utf-8"))["peft_type"]
-        print(f"wrote {peft}: {info['adapter']} as a PEFT {kind} adapter for {info['identity']['name']}; load it "
-              f"with PeftModel.from_pretrained(<its transformer>, {str(peft)!r})")
-        return
-    if method_info(info["adapter"]).is_adapter:
-        from ..adapters import merge_adapter
-
-        merge_adapter(model)
-    with atomic.directory(merged, outputs.MODEL if overwrite else None) as tmp:
-        model.save(str(tmp), create_model_card=False)
-        write_card(run_dir, tmp, kind="merged")
-    print(f"wrote {merged}: {info['adapter']} merged into {info['identity']['name']}; "
-          f"load it with SentenceTransformer({str(merged)!r})")
+    print(export_run(run_dir, merged=merged, peft=peft, overwrite=overwrite))
 
 
 @app.command()
