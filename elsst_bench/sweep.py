@@ -396,6 +396,35 @@ def run_sweep(plan: Plan, *, submit: bool = True, progress: bool = True,
     return summary
 
 
+def plan_table(plan: Plan) -> tuple[list[str], list[list]]:
+    """``(headers, rows)`` of ``sweep --dry-run``: each planned run, its size, rate (a tuned one once picked), seed,
+    whether it is scored on test, its state and whether it is on the board; a recipe or prompt column only where a
+    run sets one."""
+    from .models import DEFAULT_PROMPTS
+    from .training import size_label
+    from .training.recipes import PLAIN
+
+    recipes = any(run.config.recipe != PLAIN for run in plan.runs)
+    prompts = any(run.config.prompts != DEFAULT_PROMPTS for run in plan.runs)
+    rows = []
+    for run in plan.runs:
+        on_board = "–"
+        if run.submit and plan.leaderboard is not None:
+            on_board = "yes" if submitted_entry(run, plan.leaderboard) else "no"
+        if run.lr_from is not None:
+            picked = tuned_lr(plan, run)
+            lr = f"{picked[0]:g} (dev)" if picked else "tuned (pending)"
+        else:
+            lr = f"{run.config.lr:g}" if run.config.lr is not None else "default"
+        row = [run.id, run.config.adapter, size_label(run.config.adapter, run.config.rank, run.config.budget),
+               *([run.config.recipe] if recipes else []), *([run.config.prompts] if prompts else []), lr,
+               run.config.seed, "yes" if run.config.test else "dev only", state(run), on_board]
+        rows.append(row)
+    headers = ["run", "adapter", "size", *(["recipe"] if recipes else []), *(["prompts"] if prompts else []), "lr",
+               "seed", "test", "state", "submitted"]
+    return headers, rows
+
+
 def _die_with_parent() -> None:
     """Linux: have the kernel send this process SIGTERM when its parent dies, however it dies (SIGKILL included),
     so that a killed sweep never leaves a training child writing into the run directory."""

@@ -23,37 +23,14 @@ def sweep(
 ) -> None:
     """Run every planned run not yet complete (resuming interrupted ones), submit, re-render the leaderboard."""
     from ..shard import parse_shard, select, shard_from_environment
-    from ..sweep import load_plan, run_sweep, state, submitted_entry, tuned_lr
-    from ..training import size_label
-    from ..models import DEFAULT_PROMPTS
-    from ..training.recipes import PLAIN
+    from ..sweep import load_plan, plan_table, run_sweep, state
 
     whole = load_plan(config)
     part = parse_shard(shard) if shard is not None else shard_from_environment()
     plan = select(whole, part) if part is not None else whole
     where = f"{config}" + (f" (shard {part}: {len(plan.runs)} of {len(whole.runs)} runs)" if part else "")
     if dry_run:
-        rows = []
-        recipes = any(run.config.recipe != PLAIN for run in plan.runs)  # a column only where a recipe is set
-        prompts = any(run.config.prompts != DEFAULT_PROMPTS for run in plan.runs)  # likewise a prompt convention
-        for run in plan.runs:
-            on_board = "–"
-            if run.submit and plan.leaderboard is not None:
-                on_board = "yes" if submitted_entry(run, plan.leaderboard) else "no"
-            size = size_label(run.config.adapter, run.config.rank, run.config.budget)
-            if run.lr_from is not None:
-                picked = tuned_lr(plan, run)
-                lr = f"{picked[0]:g} (dev)" if picked else "tuned (pending)"
-            else:
-                lr = f"{run.config.lr:g}" if run.config.lr is not None else "default"
-            test = "yes" if run.config.test else "dev only"
-            rows.append([run.id, run.config.adapter, size, lr, run.config.seed, test, state(run), on_board])
-            if prompts:
-                rows[-1].insert(3, run.config.prompts)
-            if recipes:
-                rows[-1].insert(3, run.config.recipe)
-        print_table(["run", "adapter", "size", *(["recipe"] if recipes else []), *(["prompts"] if prompts else []),
-                     "lr", "seed", "test", "state", "submitted"], rows)
+        print_table(*plan_table(plan))
         todo = sum(state(r) != "complete" for r in plan.runs)
         print(f"{len(plan.runs)} runs in {where}: {todo} to train, {len(plan.runs) - todo} complete")
         return
