@@ -60,7 +60,9 @@ class Method:
 
     @property
     def seeds(self) -> list[int]:
-        return [int(r.name.rsplit("-s", 1)[1]) for r in self.done]
+        """The seeds of the runs in ``done``, as the plan gives them (not read back from the run ids)."""
+        by_dir = {r.run_dir: r.config.seed for r in self.planned}
+        return [by_dir[run] for run in self.done]
 
     @property
     def tuned(self) -> bool:
