@@ -88,11 +88,11 @@ def _hits(a, b, pad: float = 2.0) -> bool:
     return a[0] < b[2] + pad and b[0] < a[2] + pad and a[1] < b[3] + pad and b[1] < a[3] + pad
 
 
-def _candidates():
+def _candidates(depth: int = 10):
     """Label positions relative to its point, ``(anchor, dx, baseline dy)``, nearest first: beside, above and
-    below the point, then stacked further up and down (those get a leader line)."""
+    below the point, then stacked further up and down, ``depth`` lines each way (those get a leader line)."""
     yield from _NEAR
-    for k in range(1, 11):
+    for k in range(1, depth + 1):
         for dy in (4 - k * LINE, 4 + k * LINE):
             yield "start", 18, dy
             yield "end", -18, dy
@@ -104,9 +104,10 @@ def place_labels(wanted: list[tuple[float, float, str]], dots: list[tuple[float,
     inside ``bounds`` that overlaps no label placed before it, preferring one that covers no dot. Returns, per
     label, ``(anchor, x, baseline, box, leader)`` or None where no position is free."""
     boxes, out = [], []
+    depth = max(10, len(wanted) // 2)  # a crowded column stacks its labels as far as they need
     for x, y, text in wanted:
         width, choice = text_width(text), None
-        for i, (anchor, dx, dy) in enumerate(_candidates()):
+        for i, (anchor, dx, dy) in enumerate(_candidates(depth)):
             box = _box(x + dx, y + dy, anchor, width)
             inside = bounds[0] <= box[0] and box[2] <= bounds[2] and bounds[1] <= box[1] and box[3] <= bounds[3]
             if not inside or any(_hits(box, b) for b in boxes):
@@ -132,10 +133,11 @@ class _Frame:
     step: float
     zero: bool
     positives: bool
+    height: int = HEIGHT
 
     x0 = property(lambda self: LEFT + (66 if self.zero else 16))
     x1 = WIDTH - RIGHT
-    y0 = HEIGHT - BOTTOM
+    y0 = property(lambda self: self.height - BOTTOM)
     y1 = TOP
 
     def px(self, params: int) -> float:
@@ -145,6 +147,11 @@ class _Frame:
 
     def py(self, value: float) -> float:
         return self.y0 - (value - self.ylo) / (self.yhi - self.ylo) * (self.y0 - self.y1)
+
+
+#: Method-base pairs a chart of the standard height labels; each one more adds a label's line of height, so a
+#: board of many methods keeps a label on every one (25 methods on two bases: 50 labels).
+LABELLED = 24
 
 
 def _frame(points: list[tuple[Group, object]]) -> _Frame:
@@ -162,7 +169,9 @@ def _frame(points: list[tuple[Group, object]]) -> _Frame:
     yhi = min(1.0, math.ceil(high / step + 0.25) * step)
     if yhi <= ylo:
         ylo, yhi = max(0.0, ylo - step), min(1.0, yhi + step)
-    return _Frame(lo, hi, ylo, yhi, step, any(g.trainable_params == 0 for g, _ in points), bool(positives))
+    pairs = len({(g.adapter, g.base) for g, _ in points})
+    height = HEIGHT + max(0, pairs - LABELLED) * math.ceil(LINE)
+    return _Frame(lo, hi, ylo, yhi, step, any(g.trainable_params == 0 for g, _ in points), bool(positives), height)
 
 
 def _axes(f: _Frame) -> list[str]:
@@ -183,7 +192,7 @@ def _axes(f: _Frame) -> list[str]:
         out.append(f'<line x1="{LEFT + 46}" x2="{LEFT + 46}" y1="{f.y1}" y2="{f.y0}" class="break"/>'
                    f'<text x="{LEFT + 24}" y="{f.y0 + 16}" class="tick" text-anchor="middle">0</text>')
     mid = (f.y0 + f.y1) / 2
-    out.append(f'<text x="{(LEFT + f.x1) / 2:.1f}" y="{HEIGHT - 6}" class="axis" text-anchor="middle">'
+    out.append(f'<text x="{(LEFT + f.x1) / 2:.1f}" y="{f.height - 6}" class="axis" text-anchor="middle">'
                'trainable parameters (log scale)</text>')
     out.append(f'<text x="14" y="{mid:.1f}" class="axis" text-anchor="middle" '
                f'transform="rotate(-90 14 {mid:.1f})">{_e(LABELS[PRIMARY_METRIC])}</text>')
@@ -240,7 +249,7 @@ def chart(table: Table, look: Look) -> str:
         return ""
     f = _frame(points)
     xy = [(f.px(g.trainable_params) + dx, f.py(s.mean)) for (g, s), dx in zip(points, _dodge(points))]
-    out = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
+    out = [f'<svg class="chart" viewBox="0 0 {WIDTH} {f.height}" width="{WIDTH}" height="{f.height}" role="img" '
            f'aria-label="{_e(LABELS[PRIMARY_METRIC])} against trainable parameters, {_e(table.title)}">',
            *_axes(f)]
     for (group, s), (x, y) in reversed(list(zip(points, xy))):  # the best drawn last, on top
