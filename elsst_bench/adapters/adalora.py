@@ -41,8 +41,8 @@ class AdaLoRA(PeftTuner):
                 "orth_reg_weight": options["orth_reg_weight"]}
 
     def regularization(self, state):
-        """PEFT's penalty (``AdaLoraModel.forward``): the mean over P and Q of ‖PPᵀ − I‖_F
-        (‖QᵀQ − I‖_F), times ``orth_reg_weight``; PEFT adds it only to a loss the model itself returns, and sentence-transformers'
+        """PEFT's penalty (``AdaLoraModel.forward``): the mean over P and Q of ‖PPᵀ − I‖_F (‖QᵀQ − I‖_F), times
+        ``orth_reg_weight``; PEFT adds it only to a loss the model itself returns, and sentence-transformers'
         loss is computed outside the model."""
         weight = state.options["orth_reg_weight"]
         if not weight:

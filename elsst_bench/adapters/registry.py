@@ -31,9 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: the values of :attr:`MethodInfo.peft_form`
 PEFT_FORMS = (None, "lora", "own")
 
-#: A fixed colour per method (the board, its chart and RESULTS.md's plots draw each method in it) (Tableau 10, two more, then fourteen for PEFT's other tuners): with the
-#: spares, every pair is at least 24 apart in CIELAB (ΔE 1976); zero-shot ``none`` near black, ``full`` red,
-#: ``eigenlorax`` wine.
+#: A fixed colour per method, which the board, its chart and RESULTS.md's plots draw it in (Tableau 10, two more,
+#: then fifteen for PEFT's other tuners): with the board's spares, every pair is at least 24 apart in CIELAB
+#: (ΔE 1976); zero-shot ``none`` near black, ``full`` red, ``eigenlorax`` wine.
 METHOD_COLORS = {"none": "#1b1b1b", "full": "#d62728", "lora": "#1f77b4", "dora": "#ff7f0e", "pissa": "#2ca02c",
                  "vera": "#9467bd", "hra": "#8c564b", "smoa": "#e377c2", "pica": "#17becf", "gelora": "#bcbd22",
                  "orthogeolora": "#7f7f7f", "eigenlorax": "#8b0a50",
@@ -189,7 +189,8 @@ for _info in (
                peft_form="own", reaches_budget=False),
     MethodInfo(tc.AdaLoRAConfig, "peft", "r₀·(d_in + d_out + 1), r₀ = init_r (1.5·r)",
                "SVD-form P Λ Q whose ranks are pruned by importance from r₀ to an average of r during training "
-               "(PEFT AdaLoRA)", knob="init_r r₀ (r = ⅔·r₀)", implementation=".adalora:AdaLoRA", peft_form="own"),
+               "(PEFT AdaLoRA)", knob="init_r r₀ (r = ⅔·r₀)", implementation=".adalora:AdaLoRA",
+               peft_form="own"),
     MethodInfo(tc.IA3Config, "peft", "d_out (d_in for FFN-out)",
                "learned scales of activations: attention and FFN-in outputs, FFN-out inputs (PEFT IA³)", knob="-",
                implementation=".peft_tuners:IA3", peft_form="own", reaches_budget=False),

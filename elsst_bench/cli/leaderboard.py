@@ -47,7 +47,8 @@ def submit(
 
 @app.command("leaderboard")
 def show_leaderboard(
-    task: Optional[list[str]] = typer.Option(None, "--tasks", "--task", "-t", help="Only these tasks (comma-separated)."),
+    task: Optional[list[str]] = typer.Option(None, "--tasks", "--task", "-t",
+                                             help="Only these tasks (comma-separated)."),
     leaderboard: Path = typer.Option(Path("leaderboards"), "--leaderboard", help=_BOARD_HELP),
     verify: bool = typer.Option(False, "--verify", help="Re-score every entry from its rankings and check that "
                                 "README.md and index.html are up to date; exit 2 on the first mismatch."),
