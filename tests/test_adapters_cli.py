@@ -74,3 +74,13 @@ def test_unknown_adapter_exits_2_with_one_line(name):
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"unknown adapter '{name}'" in lines[0] and "lora, orthogeolora" in lines[0]
+
+
+def test_the_documented_table_is_the_registry():
+    """docs/adapters.md's table holds every method as the registry describes it (one home: the registry; the page
+    is checked against it, so a new method or an edited formula cannot leave the page behind)."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "adapters.md").read_text(encoding="utf-8")
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in page.splitlines()
+            if line.startswith("| `")]
+    documented = [{"name": r[0].strip("`"), "source": r[1], "params": r[2], "knob": r[3], "summary": r[4]} for r in rows]
+    assert documented == describe_adapters()
