@@ -235,3 +235,5 @@ def test_end_to_end_on_the_synthetic_release(release, small_dataset, tmp_path, c
                           "test_input.jsonl has no labels")
     assert_one_line_error(cli("track1", "train", release, "--adapter", "none", "--model", model, "--out", tmp_path),
                           "none trains nothing")
+    assert_one_line_error(cli("track1", "train", release, "--adapter", "lora", "--model", model, "--out", tmp_path,
+                              "--hard-negatives", "50"), "--hard-negatives 50 is more than the pool has")

@@ -48,6 +48,10 @@ class Track1Config:
 def _rows(release: Release, config: Track1Config) -> list[dict[str, str]]:
     rng = random.Random(config.seed)
     pool = list(release.pool)
+    room = len(pool) - max(len(p.positives) for p in release.train)
+    if config.hard_negatives > room:
+        raise BenchError(f"--hard-negatives {config.hard_negatives} is more than the pool has besides a passage's "
+                         f"positives ({room})")
     rows = []
     for passage in release.train:
         for positive in passage.positives:
