@@ -162,7 +162,14 @@ class PeftTuner(PeftMethod):
 # ------------------------------------------------------------------------------------------------------------
 
 
-class OFT(PeftTuner):
+class _InputBlocks(PeftTuner):
+    """Tuners whose knob is a block size b that must divide every target's d_in (OFT, BOFT)."""
+
+    def knob_values(self, shapes, options):
+        return _divisors(_gcd_all(d_in for _, d_in in shapes.values()))
+
+
+class OFT(_InputBlocks):
     """R = Cayley(Q) block-diagonal with blocks of size b (the knob), Q skew: the input rotated, W0 R."""
 
     config_class = tc.OFTConfig
@@ -172,11 +179,8 @@ class OFT(PeftTuner):
         return {"r": 0, "oft_block_size": rank, "block_share": options["block_share"],
                 "use_cayley_neumann": options["use_cayley_neumann"], "module_dropout": 0.0}
 
-    def knob_values(self, shapes, options):
-        return _divisors(_gcd_all(d_in for _, d_in in shapes.values()))
 
-
-class BOFT(PeftTuner):
+class BOFT(_InputBlocks):
     """Butterfly-factorised orthogonal R (blocks of size b, the knob) and an output scale: W0 R · diag(s)."""
 
     config_class = tc.BOFTConfig
@@ -185,9 +189,6 @@ class BOFT(PeftTuner):
     def peft_kwargs(self, rank, options, shapes):
         return {"boft_block_size": rank, "boft_block_num": 0, "boft_n_butterfly_factor": options["butterfly_factor"],
                 "boft_dropout": 0.0}
-
-    def knob_values(self, shapes, options):
-        return _divisors(_gcd_all(d_in for _, d_in in shapes.values()))
 
 
 class PSOFT(PeftTuner):

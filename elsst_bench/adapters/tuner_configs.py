@@ -16,13 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import AdapterError
-from .configs import MethodConfig, ScaledConfig, boolean, integer, positive_int, positive_number
+from .configs import LoRAConfig, MethodConfig, ScaledConfig, boolean, integer, positive_int, positive_number
+
+LORA_RATE = LoRAConfig.default_lr  # the tuners' default rate: LoRA's (module docstring)
 
 
 @dataclass(frozen=True)
 class OFTConfig(MethodConfig):
     method = "oft"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     block_share: bool = False
     use_cayley_neumann: bool = True
 
@@ -35,7 +37,7 @@ class OFTConfig(MethodConfig):
 @dataclass(frozen=True)
 class BOFTConfig(MethodConfig):
     method = "boft"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     butterfly_factor: int = 1
 
     def check(self) -> None:
@@ -48,7 +50,7 @@ class PSOFTConfig(ScaledConfig):
     """``alpha=None``: α = r (PSOFT's own default: the rotation acts at scale 1)."""
 
     method = "psoft"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     alpha_from_rank = False
     orthogonal: bool = True
 
@@ -60,13 +62,13 @@ class PSOFTConfig(ScaledConfig):
 @dataclass(frozen=True)
 class OSFConfig(MethodConfig):
     method = "osf"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
 
 
 @dataclass(frozen=True)
 class DeLoRAConfig(MethodConfig):
     method = "delora"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     delora_lambda: float = 15.0
 
     def check(self) -> None:
@@ -77,7 +79,7 @@ class DeLoRAConfig(MethodConfig):
 @dataclass(frozen=True)
 class GraLoRAConfig(ScaledConfig):
     method = "gralora"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     k: int = 2
 
     def check(self) -> None:
@@ -94,7 +96,7 @@ class RandLoRAConfig(MethodConfig):
     """``alpha=None``: α = 20·r, PEFT's default ratio (640 at r = 32)."""
 
     method = "randlora"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     alpha: float | None = None
     projection_prng_key: int = 0
 
@@ -108,13 +110,13 @@ class RandLoRAConfig(MethodConfig):
 @dataclass(frozen=True)
 class MiSSConfig(MethodConfig):
     method = "miss"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
 
 
 @dataclass(frozen=True)
 class C3AConfig(MethodConfig):
     method = "c3a"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class RoAdConfig(MethodConfig):
     even divisor of every target's d_out up to 64 (PEFT's default). RoAd has no rank: its size is d_out·variant."""
 
     method = "road"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     variant: int = 1
     group_size: int | None = None
 
@@ -159,7 +161,7 @@ class RoAdConfig(MethodConfig):
 @dataclass(frozen=True)
 class FourierFTConfig(MethodConfig):
     method = "fourierft"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     scaling: float = 150.0
     random_loc_seed: int = 777
 
@@ -172,13 +174,13 @@ class FourierFTConfig(MethodConfig):
 @dataclass(frozen=True)
 class LoHaConfig(ScaledConfig):
     method = "loha"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
 
 
 @dataclass(frozen=True)
 class LoKrConfig(ScaledConfig):
     method = "lokr"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     decompose_factor: int = -1
 
     def check(self) -> None:
@@ -194,7 +196,7 @@ class AdaLoRAConfig(ScaledConfig):
     number of optimiser steps, which the training layer supplies (None outside training: no schedule)."""
 
     method = "adalora"
-    default_lr = 3e-3
+    default_lr = LORA_RATE
     alpha_from_rank = False  # α = 2·init_r: AdaLoRA scales by α over its starting rank
     init_r: int | None = None
     tinit: int = 0
