@@ -409,11 +409,11 @@ def test_a_write_the_file_system_refuses_is_one_line_and_leaves_no_temporaries(s
 
 
 # ----- 12: deeply nested JSON is one line ------------------------------------------------------------------------
-def test_deeply_nested_json_is_refused_in_one_line(trained, lb, tmp_path, cli):
+def test_deeply_nested_json_is_refused_in_one_line(trained, small_dataset, lb, tmp_path, cli):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     (run / "config.json").write_text("[" * 200_000)
-    assert_one_line_error(cli("evaluate", run), "nested too deeply")
+    assert_one_line_error(cli("evaluate", run, "--dataset", small_dataset.path), "nested too deeply")
     assert_one_line_error(cli("submit", run, "--leaderboard", lb["board"]), "nested too deeply")
     board = tmp_path / "lb"
     board.mkdir()
@@ -510,13 +510,15 @@ def test_a_bad_sweep_file_is_refused_by_dry_run(tmp_path, cli, text, fragment):
 
 
 # ----- 20, 21: messages ------------------------------------------------------------------------------------------
-def test_a_newline_in_a_path_stays_on_one_line(tmp_path, cli):
-    line = assert_one_line_error(cli("evaluate", tmp_path / "two\nlines"), "two\\nlines")
+def test_a_newline_in_a_path_stays_on_one_line(small_dataset, tmp_path, cli):
+    line = assert_one_line_error(cli("evaluate", tmp_path / "two\nlines", "--dataset", small_dataset.path),
+                                 "two\\nlines")
     assert "\n" not in line
 
 
-def test_a_recipe_that_joins_plain_blames_plain_for_what_it_is(cli, tmp_path):
-    assert_one_line_error(cli("train", "--adapter", "lora", "--recipe", "plain+bogus", "--out", tmp_path),
+def test_a_recipe_that_joins_plain_blames_plain_for_what_it_is(small_dataset, cli, tmp_path):
+    assert_one_line_error(cli("train", "--adapter", "lora", "--recipe", "plain+bogus", "--out", tmp_path,
+                              "--dataset", small_dataset.path),
                           "joins 'plain' to other components")
 
 
