@@ -203,6 +203,13 @@ def test_quiet_commands_print_no_progress_bars(small_dataset, tmp_path, trained)
 
 def test_the_console_script_gives_one_line_for_a_usage_error(tmp_path):
     assert_one_line_error(run_cli("train", "--adapter", "lora", "--lr", "abc"), "'--lr'")
+    assert_one_line_error(run_cli("no-such-command"), "No such command 'no-such-command'")
+
+
+def test_no_arguments_prints_the_help_and_exits_2():
+    result = run_cli()
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("Usage: elsst-bench") and "train" in result.stderr and "serve" in result.stderr
 
 
 # ----- item 13: a directory swap is one step, and an interrupt lands after it ----------------------------------

@@ -45,17 +45,11 @@ def main() -> None:
     line on stderr, exit status 2; a write the machine refused (disk full, read-only) -> one line, exit status 2;
     an interrupt -> one line, exit status 130. Every message is printed as one line (:func:`_printable`)."""
     from typer import Abort
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer 0.29 vendors click (pinned)
 
     from ..errors import BenchError
 
     try:
         code = app(standalone_mode=False)
-    except NoArgsIsHelpError:  # the help is already printed
-        sys.exit(2)
-    except ClickException as err:
-        print(f"elsst-bench: error: {_one_line(err.format_message())}", file=sys.stderr)
-        sys.exit(err.exit_code)
     except BenchError as err:
         print(f"elsst-bench: error: {_printable(str(err))}", file=sys.stderr)
         sys.exit(2)
@@ -67,6 +61,12 @@ def main() -> None:
               file=sys.stderr)
         sys.exit(2)
     except Exception as err:
+        if _is_usage_error(err):
+            if type(err).__name__ == "NoArgsIsHelpError":  # no arguments: its message is the help, as click shows it
+                print(err.format_message(), file=sys.stderr)
+            else:
+                print(f"elsst-bench: error: {_one_line(err.format_message())}", file=sys.stderr)
+            sys.exit(err.exit_code)
         if not any(text in str(err) for text in _FULL):
             raise
         print(f"elsst-bench: error: the disk is full ({_printable(str(err))[:200]})",
@@ -77,6 +77,13 @@ def main() -> None:
     if code == 130:  # typer turns Ctrl-C into exit status 130
         print("elsst-bench: interrupted", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_usage_error(err: Exception) -> bool:
+    """A click usage error (``--lr abc``, a missing argument, no arguments at all). typer 0.29 vendors click under a
+    private module, so it is recognised by what it offers, not by its class; typer's own ``rich_utils`` recognises
+    ``NoArgsIsHelpError`` by name the same way."""
+    return callable(getattr(err, "format_message", None)) and isinstance(getattr(err, "exit_code", None), int)
 
 
 def _one_line(message: str) -> str:
