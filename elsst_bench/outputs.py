@@ -103,11 +103,11 @@ _PATTERN_PART = re.compile(r"[A-Za-z0-9._+*?\[\]-]+")  # a sweep's lr_from: run 
 
 
 def check_run_id(run_id: str, pattern: bool = False) -> str:
-    """A run id is a relative path of plain names inside ``--out`` (``lora-s0``, ``tuning/lora-lr0.001``); with
+    """A run id is a relative path of plain names inside ``--runs-dir`` (``lora-s0``, ``tuning/lora-lr0.001``); with
     ``pattern``, names may hold glob wildcards (``tuning/lora-lr*``)."""
     parts = run_id.split("/")
     part = _PATTERN_PART if pattern else _RUN_ID_PART
     if not all(part.fullmatch(p) for p in parts) or any(p in (".", "..") for p in parts):
-        raise BenchError(f"--run-id {run_id!r} must be a relative name inside --out "
+        raise BenchError(f"--run-id {run_id!r} must be a relative name inside --runs-dir "
                          "(ASCII letters, digits, '-', '_', '.', '+', and '/' between names; no '..', no absolute path)")
     return run_id

@@ -80,7 +80,7 @@ def owner(run_dir: str | Path, held: bool = True) -> Iterator[None]:
 
 def read_config(run_dir: str | Path, *, hint: str | None = None) -> dict:
     """The run's ``config.json`` as a dict: the one reader of a run's configuration (train, evaluate, submit,
-    sweep, inspect, results/report.py).
+    sweep, inspect, the report).
 
     A missing directory, a missing ``config.json``, a file that is not JSON or not a JSON object is refused
     with one line (:class:`DataError`); ``hint`` says what to do instead (e.g. "pass a run directory or --model").

@@ -114,7 +114,7 @@ def peft_own_count(name, rank, config):
 
 
 def expected_count(name, shapes, rank=8, config=None):
-    """Independent parameter formulas (METHODS.md) over the 36 target shapes; PEFT's own count for the tuners
+    """Independent parameter formulas (docs/methods.md) over the 36 target shapes; PEFT's own count for the tuners
     of .peft_tuners."""
     from elsst_bench.adapters.peft_tuners import PeftTuner
 

@@ -96,7 +96,7 @@ def test_the_global_batch_must_divide_among_the_processes():
 
 def _torchrun(*args: str, out: Path, **popen) -> subprocess.Popen:
     command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "--no-python",
-               str(BIN / "elsst-bench"), "train", *args, "--out", str(out)]
+               str(BIN / "elsst-bench"), "train", *args, "--runs-dir", str(out)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 

@@ -223,7 +223,7 @@ def test_the_default_base_trains_and_scores_with_its_prompts(built, small_datase
     of its own: the Trainer's warnings go through logging, which the in-process ``cli`` does not capture)."""
     env = {"ELSST_BENCH_CACHE": str(built.parent.parent), "ELSST_BENCH_MODEL": ""}
     result = run_cli("train", "--adapter", "lora", "--dataset", small_dataset.path, "-l", "de", "--max-pairs", "8",
-                 "--epochs", "1", "--batch-size", "8", "--eval-tasks", "broader", "--out", tmp_path, "--run-id", "e5",
+                 "--epochs", "1", "--batch-size", "8", "--eval-tasks", "broader", "--runs-dir", tmp_path, "--run-id", "e5",
                  "--quiet", env=env)
     assert result.returncode == 0, result.stderr
     assert "BOS" not in result.stderr and "PAD" not in result.stderr  # the tokenizer and config agree

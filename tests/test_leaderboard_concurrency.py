@@ -1,4 +1,4 @@
-"""Leaderboard: 20 ``elsst-bench submit`` processes at once on 20 distinct runs — all 20 entries, every file valid."""
+"""Leaderboard: N (8) ``elsst-bench submit`` processes at once on N distinct runs — all N entries, every file valid."""
 
 from __future__ import annotations
 
@@ -14,21 +14,23 @@ from leaderboard_fixtures import evaluated_run, make_run, new_board
 
 from elsst_bench.leaderboard import store, verify
 
-N = 20
+#: Submitting processes at once. Each spends about 4 s of CPU, most of it importing ranx (numba, scipy), so on CI's
+#: two cores 20 of them took 150 s of the suite; 8 contend for the lock just as well.
+N = 8
 
 
-pytestmark = pytest.mark.slow  # twenty submitting processes
+pytestmark = pytest.mark.slow  # N submitting processes
 
 
-def test_twenty_concurrent_submissions(small_dataset, tmp_path):
+def test_concurrent_submissions_are_all_stored(small_dataset, tmp_path):
     base = evaluated_run(str(small_dataset.path))
     board = new_board(tmp_path, small_dataset)
     # Distinct runs: each a different seed and a different perturbation of the same valid rankings. Two tasks and
-    # an adapter that trains nothing keep the 20 processes light (re-counting a trained adapter's parameters would
+    # an adapter that trains nothing keep the N processes light (re-counting a trained adapter's parameters would
     # import torch and transformers in each, seconds of CPU); what is under test is the lock and the atomic writes.
     runs = [make_run(base, tmp_path / "runs" / f"run{k:02d}", seed=k, adapter="none", trainable_params=0,
                      tasks=("broader", "definition")) for k in range(N)]
-    env = {**os.environ, **ENV, "NUMBA_NUM_THREADS": "1"}  # 20 processes on a small machine: no thread pools
+    env = {**os.environ, **ENV, "NUMBA_NUM_THREADS": "1"}  # N processes on a small machine: no thread pools
     procs = [subprocess.Popen([str(EXE), "submit", str(run), "--leaderboard", str(board), "--dataset",
                                str(small_dataset.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env) for run in runs]
@@ -44,7 +46,7 @@ def test_twenty_concurrent_submissions(small_dataset, tmp_path):
         assert path.read_text().endswith("}\n")
     assert not [p.name for p in board.rglob("*") if p.name.endswith(".tmp")]  # no temporary file left behind
 
-    # The last writer rendered from all 20 entries; both pages are complete and current.
+    # The last writer rendered from all N entries; both pages are complete and current.
     assert f"{N} entries;" in (board / "README.md").read_text()
     html = (board / "index.html").read_text()
     assert html.rstrip().endswith("</html>")

@@ -59,7 +59,7 @@ def test_committed_entries_keep_their_file_names():
 
 def test_light_modules_import_without_torch_or_ranx():
     """Names, devices, run configs, tasks and the leaderboard import neither torch nor ranx (the CLI's --help, the
-    board's rendering and results/report.py's reading stay fast)."""
+    board's rendering and the report's reading stay fast)."""
     code = ("import sys\n"
             "import elsst_bench.metric_names, elsst_bench.devices, elsst_bench.slugs, elsst_bench.runs\n"
             "import elsst_bench.tasks, elsst_bench.leaderboard, elsst_bench.leaderboard.render\n"

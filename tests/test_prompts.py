@@ -76,7 +76,7 @@ def test_a_run_records_a_convention_other_than_the_default_and_is_evaluated_with
 
 
 def test_a_bad_convention_is_one_line(small_dataset, tmp_path, cli):
-    assert_one_line_error(cli("train", "--adapter", "none", "--dataset", small_dataset.path, "--out", tmp_path,
+    assert_one_line_error(cli("train", "--adapter", "none", "--dataset", small_dataset.path, "--runs-dir", tmp_path,
                               "--prompts", "both"), "--prompts must be one of asymmetric, symmetric, none")
     assert_one_line_error(cli("evaluate", "--dataset", small_dataset.path, "--prompts", "both"),
                           "--prompts must be one of")

@@ -180,7 +180,7 @@ def test_bad_recipe_on_the_command_line_is_one_line_and_exit_2(cli, small_datase
                            (["--recipe", "hard-negatives", "--hard-negatives", "0"], "--hard-negatives must be >= 1"),
                            (["--adapter", "none", "--recipe", "graded"], "trains nothing")):
         adapter = [] if "--adapter" in args else ["--adapter", "lora"]
-        result = cli("train", *adapter, *args, "--dataset", str(small_dataset.path), "--out", str(tmp_path / "r"))
+        result = cli("train", *adapter, *args, "--dataset", str(small_dataset.path), "--runs-dir", str(tmp_path / "r"))
         assert result.returncode == 2 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -34,11 +35,11 @@ def _tree(path: Path) -> dict[str, bytes]:
 
 
 def _train(cli, small_dataset, out: Path, *args: str):
-    return cli("train", "--adapter", "lora", "--dataset", small_dataset.path, "--out", out, "-l", "en",
+    return cli("train", "--adapter", "lora", "--dataset", small_dataset.path, "--runs-dir", out, "-l", "en",
                "--max-pairs", "8", "--epochs", "1", "--batch-size", "8", "--eval-tasks", "broader", "--quiet", *args)
 
 
-# ----- item 1: --run-id stays inside --out; --overwrite replaces only a run ---------------------------------
+# ----- item 1: --run-id stays inside --runs-dir; --overwrite replaces only a run ---------------------------------
 @pytest.mark.parametrize("run_id", ["{victim}", "../victim", "a/../../victim", ""])
 def test_a_run_id_outside_out_is_refused_and_the_directory_survives(small_dataset, tmp_path, cli, run_id):
     victim = tmp_path / "victim"
@@ -46,7 +47,7 @@ def test_a_run_id_outside_out_is_refused_and_the_directory_survives(small_datase
     (victim / "n.txt").write_text("x")
     out = tmp_path / "runs"
     result = _train(cli, small_dataset, out, "--run-id", run_id.format(victim=victim), "--overwrite")
-    assert_one_line_error(result, "--run-id", "inside --out")
+    assert_one_line_error(result, "--run-id", "inside --runs-dir")
     assert (victim / "n.txt").read_text() == "x" and not out.exists()
 
 
@@ -224,7 +225,7 @@ def test_an_interrupt_during_a_directory_swap_leaves_the_new_directory_and_no_le
     real_rmtree = shutil.rmtree
 
     def interrupted_rmtree(path, *args, **kwargs):  # Ctrl-C while the old content is being removed
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # to this thread: no late delivery
         assert (final / "manifest.json").read_text() == "new"
         real_rmtree(path, *args, **kwargs)
 

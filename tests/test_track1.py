@@ -214,7 +214,7 @@ def test_end_to_end_on_the_synthetic_release(release, small_dataset, tmp_path, c
     assert before["passages"] == 20 and 0 <= before["ndcg@10"] <= 1
 
     trained = cli("track1", "train", release, "--adapter", "lora", "--model", model, "--epochs", "2",
-                  "--batch-size", "8", "--out", tmp_path / "runs", "-q")
+                  "--batch-size", "8", "--runs-dir", tmp_path / "runs", "-q")
     assert trained.returncode == 0, trained.stderr
     run = tmp_path / "runs" / "track1-lora-s0"
     record = runs.read_config(run)
@@ -233,7 +233,7 @@ def test_end_to_end_on_the_synthetic_release(release, small_dataset, tmp_path, c
     assert cli("track1", "submit", release, "--model", model, "--out", out, "--overwrite").returncode == 0
     assert_one_line_error(cli("track1", "evaluate", release, "--model", model, "--split", "test"),
                           "test_input.jsonl has no labels")
-    assert_one_line_error(cli("track1", "train", release, "--adapter", "none", "--model", model, "--out", tmp_path),
+    assert_one_line_error(cli("track1", "train", release, "--adapter", "none", "--model", model, "--runs-dir", tmp_path),
                           "none trains nothing")
-    assert_one_line_error(cli("track1", "train", release, "--adapter", "lora", "--model", model, "--out", tmp_path,
+    assert_one_line_error(cli("track1", "train", release, "--adapter", "lora", "--model", model, "--runs-dir", tmp_path,
                               "--hard-negatives", "50"), "--hard-negatives 50 is more than the pool has")

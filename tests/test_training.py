@@ -177,13 +177,13 @@ def test_inspect_reports_spectra_and_writes_plots(small_dataset, tmp_path, cli):
     (["--adapter", "lora", "--dev-languages", "xx"], "unknown language 'xx'"),
 ])
 def test_bad_train_options_exit_2_with_one_line(small_dataset, tmp_path, cli, bad, needle):
-    result = cli("train", "--dataset", str(small_dataset.path), "--out", str(tmp_path), "--max-pairs", "8",
+    result = cli("train", "--dataset", str(small_dataset.path), "--runs-dir", str(tmp_path), "--max-pairs", "8",
                  "--epochs", "1", "--quiet", *bad)
     assert_one_line_error(result, needle)
 
 
 def test_a_dev_only_run_keeps_its_adapter_and_dev_score_and_never_touches_test(small_dataset, tmp_path, cli):
-    result = cli("train", "--adapter", "lora", "--dataset", small_dataset.path, "--out", tmp_path, "--run-id", "dev",
+    result = cli("train", "--adapter", "lora", "--dataset", small_dataset.path, "--runs-dir", tmp_path, "--run-id", "dev",
                  "-l", "en,de", "--dev-languages", "de", "--no-test", "--max-pairs", "8", "--epochs", "1",
                  "--batch-size", "8", "--eval-tasks", "broader", "--quiet")
     assert result.returncode == 0, result.stderr
@@ -199,7 +199,7 @@ def test_a_dev_only_run_keeps_its_adapter_and_dev_score_and_never_touches_test(s
 
 
 def test_no_dataset_says_which_command_to_run(tmp_path, cli):
-    result = cli("train", "--adapter", "lora", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path))
+    result = cli("train", "--adapter", "lora", "--dataset", str(tmp_path / "none"), "--runs-dir", str(tmp_path))
     assert result.returncode == 2 and "elsst-bench prepare" in result.stderr
 
 

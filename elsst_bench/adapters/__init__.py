@@ -31,7 +31,7 @@ Public API (this module is the only public surface; everything below is importab
 ``vera``, ``hra`` (PEFT, wrapped) and fourteen more of PEFT's tuners, one small class each (:mod:`.peft_tuners`;
 their configs in :mod:`.tuner_configs`). ``full`` and ``none`` are baselines: registry entries (``method_info``) that the
 training layer handles; ``get_method``/``apply_adapter`` refuse them. Bad input raises
-:class:`elsst_bench.errors.AdapterError` with one clear sentence. The mathematics is in METHODS.md and in
+:class:`elsst_bench.errors.AdapterError` with one clear sentence. The mathematics is in docs/methods.md and in
 each method module's docstring. The base model identity recorded in an adapter config is whatever the caller
 passes as ``base_model`` (the training layer passes :func:`elsst_bench.models.model_identity`;
 :func:`elsst_bench.models.infer_base_identity` tells it for a loaded model); without one only what the module

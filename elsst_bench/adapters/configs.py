@@ -10,7 +10,7 @@ apply time without saving it (GeLoRA's texts, EigenLoRAx's sources), and :meth:`
 computes those inputs from what the training layer has (its training texts, its ``--sources``).
 
 Default learning rates (``default_lr``; ``--lr`` overrides). LoRA and OrthoGeoLoRA from the measurements in
-METHODS.md (English `broader`, all-MiniLM-L6-v2: LoRA best around 1e-3–3e-3, OrthoGeoLoRA needs 1e-2 because
+docs/methods.md (English `broader`, all-MiniLM-L6-v2: LoRA best around 1e-3–3e-3, OrthoGeoLoRA needs 1e-2 because
 σ starts at 0 and carries the whole magnitude). Others: the rate of the closest relative; none is tuned per
 method on dev. (RESULTS.md's learning-rate check tries other rates for some methods; the defaults stay.)
 
@@ -143,7 +143,7 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class ScaledConfig(MethodConfig):
-    """Methods with a scale s = α / r. ``alpha=None``: α = 2r (s = 2), as LoRA in METHODS.md."""
+    """Methods with a scale s = α / r. ``alpha=None``: α = 2r (s = 2), as LoRA in docs/methods.md."""
 
     alpha: float | None = None
     #: True: ``resolve`` turns None into 2·rank (saved as a number); False: None is saved, and every module uses
@@ -179,7 +179,7 @@ class LoRAConfig(ScaledConfig):
     """``init``: ``default`` or ``gaussian`` (PEFT's ``init_lora_weights``); ``rslora``: s = α/√r (lora.py)."""
 
     method = "lora"
-    default_lr = 3e-3  # measured (METHODS.md): best around 1e-3–3e-3
+    default_lr = 3e-3  # measured (docs/methods.md): best around 1e-3–3e-3
     init: str = "default"
     rslora: bool = False
 
@@ -194,7 +194,7 @@ class LoRAConfig(ScaledConfig):
 @dataclass(frozen=True)
 class OrthoGeoLoRAConfig(ScaledConfig):
     method = "orthogeolora"
-    default_lr = 1e-2  # measured (METHODS.md): σ starts at 0 and carries the whole magnitude
+    default_lr = 1e-2  # measured (docs/methods.md): σ starts at 0 and carries the whole magnitude
     init: str = "haar"
 
     def check(self) -> None:

@@ -2,7 +2,7 @@
 
     ΔW = s · B A,   A ∈ R^{r×d_in} (Kaiming-uniform, a=√5, as PEFT),   B ∈ R^{d_out×r} = 0,   s = α / r.
 
-Default α = 2r (so s = 2), as in METHODS.md. Parameters per module: r (d_in + d_out). Options: ``rslora=true``
+Default α = 2r (so s = 2), as in docs/methods.md. Parameters per module: r (d_in + d_out). Options: ``rslora=true``
 scales by α/√r (rank-stabilised LoRA, Kalajdzievski 2023; PEFT's ``use_rslora``); ``init="gaussian"`` draws A from
 N(0, 1/r) (PEFT's ``init_lora_weights="gaussian"``). ΔW = 0 at init either way.
 Forward: ``base(x) + lora_B(lora_A(x)) · s`` computed with the same ops in the same order as PEFT's

@@ -32,6 +32,7 @@ from . import leaderboard  # noqa: E402,F401
 from . import sweep  # noqa: E402,F401
 from . import serve  # noqa: E402,F401
 from . import track1  # noqa: E402,F401
+from . import report  # noqa: E402,F401
 
 
 #: Why a write failed when the fault is the machine's, not the program's: a full disk or quota, a read-only or

@@ -4,8 +4,45 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+import typer
 
 from ..errors import BenchError
+
+
+#: One spelling per idea for every command (tests/test_cli_vocabulary.py holds each command to it). ``--out`` is
+#: always the file or directory the command writes; the directory that holds run directories is ``--runs-dir``.
+VOCABULARY = {
+    "tasks": ("--tasks", "-t"),
+    "languages": ("--languages", "-l"),
+    "model": ("--model", "-m"),
+    "dataset": ("--dataset",),
+    "device": ("--device",),
+    "out": ("--out",),
+    "runs_dir": ("--runs-dir",),
+    "quiet": ("--quiet", "-q"),
+    "as_json": ("--json",),
+}
+
+RUNS_DIR_HELP = "Directory that holds the run directories (the run is RUNS_DIR/RUN_ID)."
+
+
+def runs_dir_option(default: Path = Path("runs")):
+    """``--runs-dir``, the directory that holds run directories."""
+    return typer.Option(default, *VOCABULARY["runs_dir"], help=f"{RUNS_DIR_HELP} Default: {default}.")
+
+
+def legacy_out_option():
+    """``--out`` as ``train`` spelled ``--runs-dir`` before the vocabulary: hidden, so that ``--out`` is shown with one
+    meaning only; scripts that pass it keep working."""
+    return typer.Option(None, "--out", hidden=True)
+
+
+def runs_dir_from(runs_dir: Path, legacy_out: Path | None) -> Path:
+    if legacy_out is not None and runs_dir != Path("runs"):
+        raise BenchError("give --runs-dir only (--out is its old spelling)")
+    return legacy_out if legacy_out is not None else runs_dir
 
 
 def split_list(values: list[str] | None, option: str = "the list option") -> list[str] | None:

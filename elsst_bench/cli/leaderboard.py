@@ -47,8 +47,8 @@ def submit(
 
 @app.command("leaderboard")
 def show_leaderboard(
-    task: Optional[list[str]] = typer.Option(None, "--tasks", "--task", "-t",
-                                             help="Only these tasks (comma-separated)."),
+    tasks: Optional[list[str]] = typer.Option(None, "--tasks", "--task", "-t",
+                                              help="Only these tasks (comma-separated)."),
     leaderboard: Path = typer.Option(Path("leaderboards"), "--leaderboard", help=_BOARD_HELP),
     verify: bool = typer.Option(False, "--verify", help="Re-score every entry from its rankings and check that "
                                 "README.md and index.html are up to date; exit 2 on the first mismatch."),
@@ -63,8 +63,8 @@ def show_leaderboard(
     from ..leaderboard import store
     from ..tasks import TASKS
 
-    tasks = split_list(task, "--task")
-    unknown = [t for t in tasks or [] if t not in TASKS]
+    chosen = split_list(tasks, "--tasks")
+    unknown = [t for t in chosen or [] if t not in TASKS]
     if unknown:
         raise BenchError(f"unknown task {', '.join(map(repr, unknown))}; known: {', '.join(TASKS)}")
     if verify:
@@ -76,12 +76,12 @@ def show_leaderboard(
         print(f"rendered {', '.join(map(str, written))}" if written else f"{leaderboard}: already up to date")
         return
     entries = [e for _, e in store.load_entries(leaderboard)]
-    shown = tables(entries, tasks)
+    shown = tables(entries, chosen)
     if as_json:
         print_json(views.as_json(shown))
         return
     if not shown:
-        print(f"{leaderboard}: no entries yet" + (f" for {', '.join(tasks)}" if tasks else "")
+        print(f"{leaderboard}: no entries yet" + (f" for {', '.join(chosen)}" if chosen else "")
               + "; see CONTRIBUTING.md to submit one")
         return
     print(f"{bench.dataset_id} ({bench.split}, fingerprint {bench.fingerprint[:12]}…): {len(entries)} entries, "

@@ -10,14 +10,14 @@ from typing import Optional
 import typer
 
 from . import app
-from .common import split_list
+from .common import device_help, split_list
 
 
 @app.command()
 def serve(
-    model: Optional[str] = typer.Argument(None, help="Run directory, zero-shot evaluation directory, exported model "
+    model_arg: Optional[str] = typer.Argument(None, metavar="MODEL", help="Run directory, zero-shot evaluation directory, exported model "
                                           "directory or model id. Default: --model, else multilingual-e5-small."),
-    model_option: Optional[str] = typer.Option(None, "--model", "-m", help="Same as MODEL."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Same as MODEL."),
     languages: Optional[list[str]] = typer.Option(None, "--languages", "-l", help="Served languages, comma-separated "
                                                   "(one project elsst-<lang> each). Default: every language."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Prepared dataset. Default: data/prepared/elsst-r5."),
@@ -25,7 +25,7 @@ def serve(
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, help="Worker processes (each holds the model; torch threads are split)."),
     backend: str = typer.Option("torch", help="torch (fp32, merged) or openvino (int8; the serve-int8 extra)."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("cpu", help=device_help()),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no access log."),
     check: bool = typer.Option(False, "--check", help="Build everything (refusing what cannot be served), fill the "
@@ -40,9 +40,9 @@ def serve(
     from ..serve.app import create_app
     from ..serve.load import load_suggester
 
-    if model is not None and model_option is not None:
+    if model_arg is not None and model is not None:
         raise BenchError("give the model once: as MODEL or as --model")
-    spec = model if model is not None else model_option
+    spec = model_arg if model_arg is not None else model
     if not 1 <= port <= 65535:
         raise BenchError(f"--port must be from 1 to 65535, not {port}")
     if workers < 1:

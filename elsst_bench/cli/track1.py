@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import app
-from .common import device_help, print_json, print_table
+from .common import device_help, legacy_out_option, print_json, print_table, runs_dir_from, runs_dir_option
 
 track1 = typer.Typer(help="Track 1 (implicit concept retrieval) from a local copy of its files: check them, score "
                      "a model or run on val, train on train, write a test submission.", no_args_is_help=True)
@@ -113,7 +113,8 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     hard_negatives: int = typer.Option(1, "--hard-negatives", help="Negatives per row, from hard_negative_ids."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Train on at most this many rows."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Parent directory of the run directory."),
+    runs_dir: Path = runs_dir_option(),
+    legacy_out: Optional[Path] = legacy_out_option(),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Default track1-<adapter>-s<seed>."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of the same id."),
     device: str = typer.Option("auto", help=device_help()),
@@ -131,7 +132,7 @@ def train(
     found = _release(release)
     config = Track1Config(adapter=adapter, model=model, rank=rank, budget=budget, options=_parse_options(option),
                           epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, hard_negatives=hard_negatives,
-                          max_pairs=max_pairs, out=str(out), run_id=run_id, overwrite=overwrite, device=device)
+                          max_pairs=max_pairs, out=str(runs_dir_from(runs_dir, legacy_out)), run_id=run_id, overwrite=overwrite, device=device)
     run_dir = train_track1(found, config, progress=not quiet)
     from .. import runs
 

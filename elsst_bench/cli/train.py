@@ -12,7 +12,7 @@ from ..errors import BenchError
 from . import app
 from ..progress import quiet_libraries
 from ..training.recipes import DEFAULT_HARD_NEGATIVES, DEFAULT_MIN_GRADE, PLAIN
-from .common import device_help, print_json, print_table, split_list
+from .common import device_help, legacy_out_option, print_json, print_table, runs_dir_from, runs_dir_option, split_list
 
 
 def _parse_options(values: list[str] | None) -> dict:
@@ -41,7 +41,8 @@ def train(
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: Optional[float] = typer.Option(None, help="Learning rate (default: the method's; docs/adapters.md)."),
     seed: int = typer.Option(0),
-    out: Path = typer.Option(Path("runs"), help="Directory that holds run directories."),
+    runs_dir: Path = runs_dir_option(),
+    legacy_out: Optional[Path] = legacy_out_option(),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run directory name (default: derived from the options)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     device: str = typer.Option("auto", help=device_help()),
@@ -80,7 +81,7 @@ def train(
     config = TrainConfig(
         adapter=adapter, model=model, rank=rank, budget=budget, tasks=split_list(tasks, "--tasks"),
         languages=split_list(languages, "--languages"), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        out=str(out),
+        out=str(runs_dir_from(runs_dir, legacy_out)),
         run_id=run_id, resume=resume, device=device, dataset=str(dataset) if dataset else None,
         options=_parse_options(option), sources=source_dirs, max_pairs=max_pairs,
         eval_languages=split_list(eval_languages, "--eval-languages"), eval_tasks=split_list(eval_tasks, "--eval-tasks"),

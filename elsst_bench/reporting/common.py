@@ -2,7 +2,7 @@
 from the leaderboard entries, ΔW spectra, and the table and number formats. The paired test and Holm's correction
 are the package's own (:mod:`elsst_bench.evaluation.paired`), so ``compare`` and RESULTS.md agree.
 
-The repository is the working directory, or ``$ELSST_BENCH_ROOT`` (``results/report.py`` sets it to its checkout).
+The repository is the working directory, or ``$ELSST_BENCH_ROOT`` (``elsst-bench report`` runs from the checkout).
 """
 
 from __future__ import annotations
@@ -26,12 +26,9 @@ BOARD = ROOT / "leaderboards"
 PLOTS = ROOT / "results" / "plots"
 CLAIMS = ROOT / "results" / "claims.md"
 OUT = ROOT / "RESULTS.md"
-METHODS = ("none", "full", "lora", "orthogeolora", "dora", "pissa", "vera", "hra", "gelora", "smoa", "eigenlorax",
-           "pica")
-SEEDS = (0, 1, 2)
+EN_PLAN = ROOT / "results" / "sweep.toml"  # the English grid's plan: its rows, seeds, rank sweep and checks
 TASKS = ("broader", "synonym", "definition")
 LANG = "en"
-RANKS = (2, 4, 8, 16)
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -39,13 +36,54 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def grid_runs(root: Path = RUNS) -> dict[str, list[Path]]:
-    """``{method: [complete run directories of the seeds]}`` (``none`` has one run: a seed changes nothing)."""
-    out = {}
-    for method in METHODS:
-        seeds = SEEDS if trains(method) else (0,)
-        out[method] = [root / f"{method}-s{s}" for s in seeds if is_complete(root / f"{method}-s{s}")]
-    return out
+def published_plan(path: Path):
+    """A published sweep plan, its run directories made absolute (the file's paths are relative to the repository
+    root), so that :func:`elsst_bench.sweep.state` and ``tuned_lr`` work from any directory."""
+    import dataclasses
+
+    from elsst_bench.sweep import load_plan
+
+    plan = load_plan(path)
+    runs = tuple(dataclasses.replace(r, config=dataclasses.replace(r.config, out=str(ROOT / r.config.out)))
+                 for r in plan.runs)
+    return dataclasses.replace(plan, out=ROOT / plan.out, runs=runs)
+
+
+def seed_of(run: Path) -> int:
+    """The seed a run recorded (never read back from its id)."""
+    return read_config(run)["seed"]
+
+
+def _is_grid_run(run) -> bool:
+    """A row of the English grid: submitted, at the method's default rate and options."""
+    return run.submit and run.config.lr is None and run.lr_from is None and not run.config.options
+
+
+def grid_plan(plan=None) -> dict[str, list]:
+    """The English grid as its plan defines it: ``{method: [planned runs, seed order]}``, methods in the order the
+    plan first trains them (the learning-rate check and EigenLoRAx's natural size are other sections)."""
+    plan = plan if plan is not None else published_plan(EN_PLAN)
+    out: dict[str, list] = {}
+    for run in plan.runs:
+        if _is_grid_run(run):
+            out.setdefault(run.config.adapter, []).append(run)
+    return {method: sorted(planned, key=lambda r: r.config.seed) for method, planned in out.items()}
+
+
+def grid_runs(plan=None) -> dict[str, list[Path]]:
+    """``{method: [complete run directories, seed order]}`` of the English grid (``none`` has one run: a seed
+    changes nothing)."""
+    return {method: [r.run_dir for r in planned if is_complete(r.run_dir)]
+            for method, planned in grid_plan(plan).items()}
+
+
+def side_runs(plan=None) -> tuple[list, list]:
+    """The English plan's other sections: (the rank sweep: runs not submitted that train on the grid's own tasks;
+    the learning-rate check: submitted runs at another rate or with options), in plan order."""
+    plan = plan if plan is not None else published_plan(EN_PLAN)
+    ranks = [r for r in plan.runs if not r.submit and r.config.tasks is None and r.config.lr is None]
+    checks = [r for r in plan.runs if r.submit and not _is_grid_run(r)]
+    return ranks, checks
 
 
 def metric(run: Path, task: str, name: str) -> float:

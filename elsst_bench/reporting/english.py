@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (CONFIG, METHODS, PLOTS, PRIMARY_METRIC, RANKS, RUNS, TASKS, energy_rank, final_spectra, fisher,
-    fmt, fmt_p, holm, is_adapter, is_complete, mean_effective_rank, mean_std, metric, read_config, seed_averaged,
-    spectra_log, table, trains)
+from .common import (CONFIG, PLOTS, PRIMARY_METRIC, RUNS, TASKS, energy_rank, final_spectra, fisher, fmt, fmt_p,
+    grid_plan, holm, is_adapter, is_complete, mean_effective_rank, mean_std, metric, read_config, seed_averaged,
+    seed_of, side_runs, spectra_log, table, trains)
 
 
 def main_table(grid: dict[str, list[Path]]) -> tuple[str, dict]:
@@ -39,16 +39,16 @@ def significance_table(grid: dict[str, list[Path]]) -> tuple[str, dict]:
         return "LoRA has no complete runs yet; no tests.", {}
     tests: dict[str, dict[str, tuple[float, float]]] = {t: {} for t in TASKS}
     paired: dict[str, str] = {}
-    lora = {r.name.rsplit("-s", 1)[1]: r for r in grid["lora"]}
+    lora = {seed_of(r): r for r in grid["lora"]}
     for method, runs in grid.items():
         if method == "lora" or not runs:
             continue
         # Pair on the seeds both have (the zero-shot model has one run: it is compared with every LoRA seed).
-        mine = {r.name.rsplit("-s", 1)[1]: r for r in runs}
+        mine = {seed_of(r): r for r in runs}
         seeds = sorted(set(mine) & set(lora)) if trains(method) else sorted(lora)
         if not seeds:
             continue
-        paired[method] = ",".join(seeds)
+        paired[method] = ",".join(map(str, seeds))
         for task in TASKS:
             qids, control = seed_averaged([lora[s] for s in seeds], task)
             q2, treatment = seed_averaged([mine[s] for s in seeds] if trains(method) else runs, task)
@@ -69,22 +69,39 @@ def significance_table(grid: dict[str, list[Path]]) -> tuple[str, dict]:
     return table(rows, header), {"tests": tests, "rejected": rejected}
 
 
-def rank_sweep(root: Path = RUNS) -> tuple[str, dict]:
+def seed0(runs: list[Path]) -> Path | None:
+    return next((r for r in runs if seed_of(r) == 0), None)
+
+
+def rank_points(grid: dict[str, list[Path]], plan=None) -> dict[tuple[str, int], Path | None]:
+    """``{(method, rank): run}`` of the rank sweep: the plan's sweep runs and, at the grid's own rank, the grid's
+    seed-0 run; ``None`` where the run is not complete yet."""
+    sweep, _ = side_runs(plan)
+    points: dict[tuple[str, int], Path | None] = {}
+    for run in sweep:
+        points[(run.config.adapter, run.config.rank)] = run.run_dir if is_complete(run.run_dir) else None
+    for method in {m for m, _ in points}:
+        run = seed0(grid.get(method, []))
+        if run is not None:
+            points[(method, read_config(run)["options"]["rank"])] = run
+    methods = list(dict.fromkeys(m for m, _ in points))
+    return {key: points[key] for key in sorted(points, key=lambda k: (methods.index(k[0]), k[1]))}
+
+
+def rank_sweep(grid: dict[str, list[Path]], plan=None) -> tuple[str, dict]:
     rows, numbers = [], {}
-    for method in ("lora", "orthogeolora"):
-        for r in RANKS:
-            run = root / (f"{method}-s0" if r == 8 else f"{method}-r{r}-s0")
-            if not is_complete(run):
-                rows.append([f"`{method}`", str(r), "not run", "–", "–", "–", "–"])
-                continue
-            cfg = read_config(run)
-            spectra = final_spectra(run)
-            numbers[(method, r)] = {"broader": metric(run, "broader", PRIMARY_METRIC),
-                                    "eff": mean_effective_rank(spectra), "energy": energy_rank(spectra)}
-            rows.append([f"`{method}`", str(r), f"{cfg['trainable_params']:,}",
-                         f"{metric(run, 'broader', PRIMARY_METRIC):.4f}",
-                         f"{float(np.mean([metric(run, t, PRIMARY_METRIC) for t in TASKS])):.4f}",
-                         f"{numbers[(method, r)]['eff']:.2f}", f"{numbers[(method, r)]['energy']:.2f}"])
+    for (method, r), run in rank_points(grid, plan).items():
+        if run is None:
+            rows.append([f"`{method}`", str(r), "not run", "–", "–", "–", "–"])
+            continue
+        cfg = read_config(run)
+        spectra = final_spectra(run)
+        numbers[(method, r)] = {"broader": metric(run, "broader", PRIMARY_METRIC),
+                                "eff": mean_effective_rank(spectra), "energy": energy_rank(spectra)}
+        rows.append([f"`{method}`", str(r), f"{cfg['trainable_params']:,}",
+                     f"{metric(run, 'broader', PRIMARY_METRIC):.4f}",
+                     f"{float(np.mean([metric(run, t, PRIMARY_METRIC) for t in TASKS])):.4f}",
+                     f"{numbers[(method, r)]['eff']:.2f}", f"{numbers[(method, r)]['energy']:.2f}"])
     header = ["method", "rank r", "trainable params", "broader nDCG@10", "macro nDCG@10",
               "mean effective rank of ΔW", "σ² 90 % rank"]
     return table(rows, header), numbers
@@ -93,7 +110,7 @@ def rank_sweep(root: Path = RUNS) -> tuple[str, dict]:
 def seed0_ranks(grid: dict[str, list[Path]]) -> tuple[str, dict]:
     rows, numbers = [], {}
     for method, runs in grid.items():
-        run = next((r for r in runs if r.name.endswith("-s0")), None)
+        run = seed0(runs)
         if not is_adapter(method) or run is None:
             continue
         spectra = final_spectra(run)
@@ -103,17 +120,17 @@ def seed0_ranks(grid: dict[str, list[Path]]) -> tuple[str, dict]:
     return table(rows, ["method (seed 0)", "mean effective rank of ΔW", "σ² 90 % rank", "layers"]), numbers
 
 
-def tuning_points(grid: dict[str, list[Path]], root: Path = RUNS) -> dict[str, list[Path]]:
+def tuning_points(grid: dict[str, list[Path]], plan=None) -> dict[str, list[Path]]:
     """``{method: [seed-0 runs]}`` of the learning-rate check: the grid's seed-0 run (the default rate) and the
-    complete runs under ``tuning/`` of the same method, in :data:`METHODS` order."""
+    plan's complete check runs of the same method, methods in the grid's order."""
+    _, checks = side_runs(plan)
     found: dict[str, list[tuple[Path, dict]]] = {}
-    for path in sorted((root / "tuning").glob(f"*/{CONFIG}")):
-        if is_complete(path.parent):
-            cfg = read_config(path.parent)
-            found.setdefault(cfg["adapter"], []).append((path.parent, cfg))
+    for run in checks:
+        if is_complete(run.run_dir):
+            found.setdefault(run.config.adapter, []).append((run.run_dir, read_config(run.run_dir)))
     out = {}
-    for method in (m for m in METHODS if m in found):
-        default = [r for r in grid.get(method, []) if r.name.endswith("-s0")]
+    for method in (m for m in grid if m in found):
+        default = [r for r in [seed0(grid[method])] if r is not None]
         points = sorted(found[method], key=lambda rc: (str(rc[1]["options"]["options"]), rc[1]["options"]["lr"]))
         out[method] = default + [run for run, _ in points]
     return out
@@ -123,11 +140,11 @@ def run_label(run: Path) -> str:
     return f"tuning/{run.name}" if run.parent.name == "tuning" else run.name
 
 
-def tuning_table(grid: dict[str, list[Path]], root: Path = RUNS) -> tuple[str, dict[str, Path]]:
+def tuning_table(grid: dict[str, list[Path]], plan=None) -> tuple[str, dict[str, Path]]:
     """Every seed-0 point of the check; ★ per method the one with the best dev score (macro graded nDCG@10 of
     the dev split, the score that picked the epoch): the point a dev-tuned comparison uses."""
     rows, picked = [], {}
-    for method, runs in tuning_points(grid, root).items():
+    for method, runs in tuning_points(grid, plan).items():
         cfgs = {run: read_config(run) for run in runs}
         picked[method] = max(runs, key=lambda r: cfgs[r]["best_dev_score"])
         for run, cfg in cfgs.items():
@@ -179,7 +196,7 @@ def plots(grid: dict[str, list[Path]], sweep: dict, out: Path = PLOTS) -> list[s
     from elsst_bench.adapters import method_info
 
     colors = {m: method_info(m).color for m in ("lora", "orthogeolora")}  # the board's colours (the registry's)
-    logs = {m: spectra_log(RUNS / f"{m}-s0") for m in colors}
+    logs = {m: spectra_log(seed0(grid.get(m, [])) or RUNS / "missing") for m in colors}
     if all(logs.values()):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for m, rows in logs.items():
@@ -197,14 +214,15 @@ def plots(grid: dict[str, list[Path]], sweep: dict, out: Path = PLOTS) -> list[s
         written.append(_save(plt, fig, axes, "effective_rank.png", out))
     if sweep:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        ranks = sorted({r for _, r in sweep})
         for m in colors:
-            rs = [r for r in RANKS if (m, r) in sweep]
+            rs = [r for r in ranks if (m, r) in sweep]
             axes[0].plot(rs, [sweep[(m, r)]["broader"] for r in rs], marker="o", label=m, color=colors[m])
             axes[1].plot(rs, [sweep[(m, r)]["eff"] for r in rs], marker="o", label=m, color=colors[m])
-        axes[1].plot(RANKS, RANKS, ls=":", color="grey", label="r (no collapse)")
-        axes[0].set(xscale="log", xticks=RANKS, xticklabels=RANKS, xlabel="rank r", ylabel="broader nDCG@10 (test)",
+        axes[1].plot(ranks, ranks, ls=":", color="grey", label="r (no collapse)")
+        axes[0].set(xscale="log", xticks=ranks, xticklabels=ranks, xlabel="rank r", ylabel="broader nDCG@10 (test)",
                     title="Rank sweep (seed 0)")
-        axes[1].set(xscale="log", xticks=RANKS, xticklabels=RANKS, xlabel="rank r",
+        axes[1].set(xscale="log", xticks=ranks, xticklabels=ranks, xlabel="rank r",
                     ylabel="mean effective rank of ΔW", title="Effective rank of the kept adapter")
         written.append(_save(plt, fig, axes, "rank_sweep.png", out))
     return written
@@ -221,9 +239,11 @@ def grid_time(grid: dict[str, list[Path]]) -> dict[str, tuple[float, float, int]
             "all": total([read_config(c.parent) for c in sorted(RUNS.rglob(CONFIG))])}
 
 
-def missing_line(grid: dict[str, list[Path]]) -> list[str]:
+def missing_line(grid: dict[str, list[Path]], plan=None) -> list[str]:
     """A line naming the planned seeds that have no complete run yet (empty when the grid is complete)."""
-    missing = [f"`{m}` ({3 - len(runs)} of 3)" for m, runs in grid.items() if trains(m) and len(runs) < 3]
+    planned = {m: len(runs) for m, runs in grid_plan(plan).items()}
+    missing = [f"`{m}` ({planned[m] - len(runs)} of {planned[m]})" for m, runs in grid.items()
+               if len(runs) < planned[m]]
     if not missing:
         return []
     return [f"**Not yet run** (the sweep resumes them): seeds of {', '.join(missing)}.", ""]

@@ -4,7 +4,6 @@ what is missing, the setup)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 
 from ..tasks import TASKS as ML_TASKS  # every task; the multilingual grid scores them all
 from .common import (BOARD, CONFIG, METRICS_FILE, PRIMARY_METRIC, ROOT, SUBMITTED, fmt, is_complete, mean_std,
-    per_query_by_language, plural, read_config, read_json, table, trains)
+    per_query_by_language, plural, published_plan, read_config, read_json, table, trains)
 
 
 # ------------------------------------------------------------------------------------------------ multilingual
@@ -70,14 +69,8 @@ class Method:
 
 
 def ml_plan():
-    """The multilingual sweep's plan, its run directories made absolute (the file's paths are relative to the
-    repository root), so that :func:`elsst_bench.sweep.state` and ``tuned_lr`` work from any directory."""
-    from elsst_bench.sweep import load_plan
-
-    plan = load_plan(ML_PLAN)
-    runs = tuple(dataclasses.replace(r, config=dataclasses.replace(r.config, out=str(ROOT / r.config.out)))
-                 for r in plan.runs)
-    return dataclasses.replace(plan, out=ROOT / plan.out, runs=runs)
+    """The multilingual sweep's plan (:func:`.common.published_plan`)."""
+    return published_plan(ML_PLAN)
 
 
 def on_board(run: Path) -> bool:
