@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import AdapterError
-from .configs import LoRAConfig, MethodConfig, ScaledConfig, boolean, integer, positive_int, positive_number
+from .configs import LoRAConfig, MethodConfig, ScaledConfig
+from .values import boolean, integer, positive_int, positive_number
 
 LORA_RATE = LoRAConfig.default_lr  # the tuners' default rate: LoRA's (module docstring)
 
