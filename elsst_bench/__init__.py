@@ -19,8 +19,7 @@ has the rest; ``__all__`` below is the whole top-level surface.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -40,14 +39,4 @@ _API = {
 __all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str) -> Any:  # PEP 562: the API module is imported when a name is first used
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'elsst_bench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _API)  # the API module is imported when a name is first used
