@@ -94,8 +94,9 @@ def extra_options(name, lora_sources, options=None):
     """The options and what the training layer hands the method with them (GeLoRA and LoRA's EVA and CorDA inits:
     sample texts; EigenLoRAx: its source adapters)."""
     options = dict(options or {})
-    return {**options, **method_info(name).training_inputs(TEXTS + [t for pair in PAIRS for t in pair], lora_sources,
-                                                           options)}
+    anchors = TEXTS + [t for pair in PAIRS for t in pair]
+    positives = anchors[1:] + anchors[:1]  # each text paired with the next (LoRA-GA's gradient reads pairs)
+    return {**options, **method_info(name).training_inputs(anchors, lora_sources, options, positives=positives)}
 
 
 def peft_own_count(name, rank, config):

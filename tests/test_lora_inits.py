@@ -11,8 +11,8 @@ import torch
 
 from adapter_fixtures import PAIRS, TEXTS, fresh_default, one_intra_op_thread, tiny_encoder
 from elsst_bench.adapters import adapted_layers, apply_adapter, method_info
-from elsst_bench.adapters.configs import LORA_INIT_NAMES, LORA_INITS_READING_TEXTS
-from elsst_bench.adapters.lora_inits import LORA_INITS, TOKENS
+from elsst_bench.adapters.configs import LORA_INIT_NAMES, LORA_INITS_READING_PAIRS, LORA_INITS_READING_TEXTS
+from elsst_bench.adapters.lora_inits import LORA_INITS, LOSS_SCALE, TOKENS
 from elsst_bench.adapters.targets import find_target_modules, inner_model
 from elsst_bench.errors import AdapterError
 
@@ -27,16 +27,23 @@ def _one_thread():
 
 
 def test_the_init_names_are_the_classes():
+    from elsst_bench.training.recipes import SCALE
+
     assert tuple(LORA_INITS) == LORA_INIT_NAMES
-    assert tuple(n for n, cls in LORA_INITS.items() if cls.reads_texts) == LORA_INITS_READING_TEXTS
+    assert tuple(n for n, cls in LORA_INITS.items() if cls.reads == "inputs") == LORA_INITS_READING_TEXTS
+    assert tuple(n for n, cls in LORA_INITS.items() if cls.reads == "gradients") == LORA_INITS_READING_PAIRS
+    assert LOSS_SCALE == SCALE  # LoRA-GA's gradient is the plain recipe's loss's
 
 
 def test_only_the_inits_that_read_the_data_are_handed_texts():
     info = method_info("lora")
     anchors = [f"query {i:04d}" for i in range(2000)]
+    positives = [f"concept {i:04d}" for i in range(2000)]
     for init in LORA_INIT_NAMES:
-        given = info.training_inputs(anchors, [], {"init": init})
-        assert (init in LORA_INITS_READING_TEXTS) == bool(given)
+        given = info.training_inputs(anchors, [], {"init": init}, positives=positives)
+        assert (init in LORA_INITS_READING_TEXTS + LORA_INITS_READING_PAIRS) == bool(given)
+    pairs = info.training_inputs(anchors, [], {"init": "lora-ga"}, positives=positives)["pairs"]
+    assert pairs == list(zip(anchors, positives))[::7][:256]  # an even spread of aligned pairs
     texts = info.training_inputs(anchors, [], {"init": "eva"})["texts"]
     assert texts == sorted(set(anchors))[::3][:512]  # the even spread GeLoRA gets too
     assert info.training_inputs(anchors, [], {"init": "eva", "texts": ["mine"]}) == {}  # the caller's own
@@ -120,9 +127,50 @@ def test_corda_factors_follow_the_covariance_of_each_layers_inputs():
         assert torch.equal(layers[name].lora_A0, layers[name].lora_A.detach())  # training starts at A0, B0
 
 
+def test_lora_ga_factors_come_from_the_svd_of_the_losss_gradient():
+    """G recomputed through sentence-transformers' own MultipleNegativesRankingLoss (scale 20, one batch, eval mode):
+    A0's rows are G's first r right singular vectors, B0's columns the next r left ones times σ · d_out^¼ / 4."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    reference = fresh_default()
+    reference.eval()
+    weights = {n: inner_model(reference).get_submodule(n).weight for n in PROBE}
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    for w in weights.values():
+        w.requires_grad_(True)
+    queries = dict(reference.preprocess([q for q, _ in PAIRS]))
+    documents = dict(reference.preprocess([d for _, d in PAIRS]))
+    MultipleNegativesRankingLoss(reference, scale=LOSS_SCALE)([queries, documents], torch.zeros(len(PAIRS))).backward()
+    model = fresh_default()
+    apply_adapter(model, "lora", rank=4, init="lora-ga", pairs=PAIRS)
+    layers = adapted_layers(model)
+    assert all(p.grad is None for p in model.parameters())  # nothing left behind
+    for name in PROBE:
+        u, s, vt = np.linalg.svd(weights[name].grad.double().numpy(), full_matrices=False)
+        a = layers[name].lora_A0.double().numpy()
+        b = layers[name].lora_B0.double().numpy()
+        np.testing.assert_allclose(np.abs(a @ vt[:4].T), np.eye(4), atol=1e-3)
+        d_out = b.shape[0]
+        np.testing.assert_allclose(np.linalg.norm(b, axis=0), s[4:8] * d_out ** 0.25 / 4, rtol=1e-3)
+        np.testing.assert_allclose(np.abs((b / np.linalg.norm(b, axis=0)).T @ u[:, 4:8]), np.eye(4), atol=1e-3)
+
+
+def test_the_training_layer_hands_lora_ga_pairs_with_the_models_prompts():
+    from elsst_bench.training.run import adapter_inputs
+
+    class Prompted:
+        prompts = {"query": "query: ", "passage": "passage: "}
+
+    got = adapter_inputs(Prompted(), method_info("lora"), {"init": "lora-ga"}, ["a", "b"], ["x", "y"], [], None)
+    assert got == {"pairs": [("query: a", "passage: x"), ("query: b", "passage: y")]}
+    assert adapter_inputs(Prompted(), method_info("lora"), {"init": "eva"}, ["a", "b"], ["x", "y"], [], None) == \
+        {"texts": ["a", "b"]}  # EVA reads the queries as they are (as GeLoRA does)
+
+
 @pytest.mark.parametrize("init, needle", [
-    ("loftq", "quantised base model"), ("lora-ga", "gradient of the training loss"), ("pissa", "--adapter pissa"),
-    ("kaiming", "must be one of default, gaussian, olora, eva, corda")])
+    ("loftq", "quantised base model"), ("pissa", "--adapter pissa"),
+    ("kaiming", "must be one of default, gaussian, olora, eva, corda, lora-ga")])
 def test_inits_not_offered_are_refused_with_the_reason(init, needle):
     with pytest.raises(AdapterError, match=needle):
         apply_adapter(tiny_encoder(), "lora", rank=4, init=init)
@@ -133,3 +181,5 @@ def test_an_init_that_reads_the_data_without_texts_is_refused():
         apply_adapter(fresh_default(), "lora", rank=8, init="eva")
     with pytest.raises(AdapterError, match="can read texts only through a SentenceTransformer"):
         apply_adapter(tiny_encoder(), "lora", rank=4, init="corda", texts=SAMPLE)
+    with pytest.raises(AdapterError, match="lora init 'lora-ga' reads the loss's gradient over training pairs"):
+        apply_adapter(fresh_default(), "lora", rank=8, init="lora-ga")

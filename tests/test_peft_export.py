@@ -47,7 +47,8 @@ def _train(small_dataset, tmp_path, adapter, sources, options=None):
     ("pissa", "LORA"),  # ΔW = s(BA − B0 A0) against W0: the exact LoRA of rank ≤ 2r
     ("dora", "LORA"), ("vera", "VERA"), ("hra", "HRA"),  # PEFT's own types, written as they are
     *TUNERS,  # every tuner of .peft_tuners: its own PEFT type
-]] + [("lora", "LORA", {"init": "corda"})])  # a residual init, trained from the data: ΔW = s(BA − B0 A0), rank ≤ 2r
+]] + [pytest.param("lora", "LORA", {"init": init}, id=f"lora-init={init}") for init in ("corda", "lora-ga")])
+# ^ residual inits read from the run's data (layer inputs; the loss's gradient): ΔW = s(BA − B0 A0), rank ≤ 2r
 def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sources, adapter, peft_type, options):
     from peft import PeftModel
     from sentence_transformers import SentenceTransformer

@@ -89,11 +89,14 @@ class MethodConfig:
 
     @classmethod
     def training_inputs(cls, anchors: Sequence[str], sources: Sequence[str],
-                        options: Mapping[str, Any] | None = None, steps: int | None = None) -> dict[str, Any]:
+                        options: Mapping[str, Any] | None = None, steps: int | None = None,
+                        positives: Sequence[str] | None = None) -> dict[str, Any]:
         """The apply-time inputs the training layer must pass: ``{}`` unless the method needs some.
 
         ``anchors``: the training queries; ``sources``: the run's ``--sources``; ``options``: the options the
-        caller already has (an input given there is not recomputed); ``steps``: the run's optimiser steps.
+        caller already has (an input given there is not recomputed); ``steps``: the run's optimiser steps;
+        ``positives``: each anchor's positive. An input ``pairs`` (query, document) is given without prompts: the
+        training layer adds the model's own (:func:`elsst_bench.training.run.adapter_inputs`).
         """
         return {}
 
@@ -132,11 +135,11 @@ def text_spread(anchors: Sequence[str], count: int) -> list[str]:
 
 #: ``lora``'s initialisations (:data:`.lora_inits.LORA_INITS` has their classes; a test keeps the two equal), and
 #: those that read the layers' inputs over sample texts.
-LORA_INIT_NAMES = ("default", "gaussian", "olora", "eva", "corda")
+LORA_INIT_NAMES = ("default", "gaussian", "olora", "eva", "corda", "lora-ga")
 LORA_INITS_READING_TEXTS = ("eva", "corda")
+LORA_INITS_READING_PAIRS = ("lora-ga",)
 LORA_INITS_REFUSED = {  # PEFT's other LoRA initialisations, each with why this LoRA does not offer it
     "loftq": "it initialises against a quantised base model; the bases here are not quantised",
-    "lora-ga": "it needs the gradient of the training loss on training batches, which apply_adapter is not given",
     "pissa": "it is a method of its own here: --adapter pissa"}
 
 
@@ -146,9 +149,10 @@ class LoRAConfig(ScaledConfig):
 
     method = "lora"
     default_lr = 3e-3  # measured (docs/methods.md): best around 1e-3–3e-3
-    inputs = frozenset({"texts"})  # eva and corda read the layers' inputs over these
-    #: how many of the training texts the training layer hands an init that reads them
+    inputs = frozenset({"texts", "pairs"})  # eva and corda read the layers' inputs over texts; lora-ga the pairs
+    #: how many of the training texts (pairs) the training layer hands an init that reads them
     training_texts: ClassVar[int] = 512
+    training_pairs: ClassVar[int] = 256
     init: str = "default"
     rslora: bool = False
 
@@ -160,12 +164,19 @@ class LoRAConfig(ScaledConfig):
         boolean(self.rslora, self.method, "rslora")
 
     @classmethod
-    def training_inputs(cls, anchors, sources, options=None, steps=None):
-        """``{"texts": ...}`` for an init that reads the layers' inputs (:func:`text_spread`), else nothing."""
+    def training_inputs(cls, anchors, sources, options=None, steps=None, positives=None):
+        """``{"texts": ...}`` for an init that reads the layers' inputs (:func:`text_spread`); ``{"pairs": ...}``,
+        an even spread of at most 256 (anchor, positive) pairs, for one that reads the loss's gradient; else nothing."""
         options = options or {}
-        if options.get("init") not in LORA_INITS_READING_TEXTS or "texts" in options:
-            return {}
-        return {"texts": text_spread(anchors, cls.training_texts)}
+        init = options.get("init")
+        if init in LORA_INITS_READING_TEXTS and "texts" not in options:
+            return {"texts": text_spread(anchors, cls.training_texts)}
+        if init in LORA_INITS_READING_PAIRS and "pairs" not in options:
+            if positives is None:
+                raise AdapterError(f"lora init {init!r} reads the training pairs; the caller gave none")
+            step = max(1, len(anchors) // cls.training_pairs)
+            return {"pairs": list(zip(anchors[::step], positives[::step]))[: cls.training_pairs]}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,7 @@ class GeLoRAConfig(ScaledConfig):
         integer(self.seed, self.method, "seed")
 
     @classmethod
-    def training_inputs(cls, anchors, sources, options=None, steps=None):
+    def training_inputs(cls, anchors, sources, options=None, steps=None, positives=None):
         """``{"texts": ...}``: an even spread of at most 512 of the distinct training queries, in sorted order."""
         if options is not None and "texts" in options:
             return {}
@@ -260,7 +271,7 @@ class EigenLoRAxConfig(ScaledConfig):
         return resolved
 
     @classmethod
-    def training_inputs(cls, anchors, sources, options=None, steps=None):
+    def training_inputs(cls, anchors, sources, options=None, steps=None, positives=None):
         """``{"sources": [adapter dir, ...]}``: each source an adapter directory (the training layer turns a run
         directory into its ``adapter/`` first, :func:`elsst_bench.runs.adapter_dir`)."""
         from .layout import ADAPTER_CONFIG

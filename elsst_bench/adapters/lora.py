@@ -4,9 +4,9 @@
 
 Default α = 2r (so s = 2), as in docs/methods.md. Parameters per module: r (d_in + d_out). Options: ``rslora=true``
 scales by α/√r (rank-stabilised LoRA, Kalajdzievski 2023; PEFT's ``use_rslora``); ``init`` picks the starting factors
-(:mod:`.lora_inits`: ``default``, ``gaussian``, ``olora``, ``eva``, ``corda``). An init with B0 A0 ≠ 0 (olora,
-corda) trains against the residual: ΔW = s (BA − B0 A0), the frozen A0, B0 kept as buffers, so ΔW = 0 exactly at init
-and ΔW has rank ≤ 2r (what a PEFT export may need). The same parameter count either way.
+(:mod:`.lora_inits`: ``default``, ``gaussian``, ``olora``, ``eva``, ``corda``, ``lora-ga``). An init with B0 A0 ≠ 0
+(olora, corda, lora-ga) trains against the residual: ΔW = s (BA − B0 A0), the frozen A0, B0 kept as buffers, so
+ΔW = 0 exactly at init and ΔW has rank ≤ 2r (what a PEFT export may need). The same parameter count either way.
 Forward: ``base(x) + lora_B(lora_A(x)) · s`` computed with the same ops in the same order as PEFT's
 ``lora.Linear`` (no dropout), so for the same A and B the outputs agree to the last bit in practice
 (the test allows 1e-6); with a residual init, ``base(x) + (lora_B(lora_A(x)) − B0(A0(x))) · s``. Dropout is not
@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import AdapterError
 from .configs import LoRAConfig
 from .layers import AdaptedLinear
-from .lora_inits import LayerInputs, layer_inputs, lora_init, scaling
+from .lora_inits import lora_init, read_data, scaling
 from .method import BuildContext, NativeMethod
 
 
@@ -30,14 +29,14 @@ class LoRALinear(AdaptedLinear):
     """y = W0 x + b + s · B (A x); with ``residual``, y = W0 x + b + s · (B (A x) − B0 (A0 x))."""
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float, rslora: bool = False, init: str = "default",
-                 inputs: LayerInputs | None = None, residual: bool | None = None):
-        """``init`` names the starting factors (:data:`.lora_inits.LORA_INITS`; ``inputs``: the layer's input
-        statistics, for the inits that read them); ``residual`` defaults to the init's own."""
+                 data=None, residual: bool | None = None):
+        """``init`` names the starting factors (:data:`.lora_inits.LORA_INITS`; ``data``: what it reads for this
+        layer, its input statistics or its loss gradient); ``residual`` defaults to the init's own."""
         super().__init__(base)
         self.rank = rank
         self.scaling = scaling(alpha, rank, rslora)
         start = lora_init(init)
-        a, b = start.factors(base, rank, self.scaling, inputs)
+        a, b = start.factors(base, rank, self.scaling, data)
         self.lora_A = nn.Parameter(a)
         self.lora_B = nn.Parameter(b)
         self.residual = start.residual if residual is None else residual
@@ -67,19 +66,15 @@ class LoRA(NativeMethod):
         return sum(rank * (d_out + d_in) for d_out, d_in in shapes.values())
 
     def build(self, ctx: BuildContext):
-        start = lora_init(ctx.options["init"])
-        if start.reads_texts and ctx.restore is None:  # a reload gets the saved factors instead
-            if "texts" not in ctx.inputs:
-                raise AdapterError(f"lora init {start.name!r} reads the layers' inputs over sample texts: "
-                                   f"apply_adapter(model, 'lora', init={start.name!r}, texts=[...])")
-            ctx.scratch["inputs"] = layer_inputs(ctx.model, ctx.targets, ctx.inputs["texts"], f"lora init {start.name!r}")
+        if ctx.restore is None:  # a reload gets the saved factors instead
+            ctx.scratch["data"] = read_data(lora_init(ctx.options["init"]), ctx.model, ctx.targets, ctx.inputs)
         return super().build(ctx)
 
     def make_layer(self, name: str, base: nn.Linear, ctx: BuildContext) -> LoRALinear:
         alpha, rslora, start = ctx.options["alpha"], ctx.options["rslora"], lora_init(ctx.options["init"])
         if ctx.restore is not None or start.name == "default":  # a reload: load_adapter copies the saved factors in
             return LoRALinear(base, ctx.rank, alpha, rslora, "default", residual=start.residual)
-        return LoRALinear(base, ctx.rank, alpha, rslora, start.name, ctx.scratch.get("inputs", {}).get(name))
+        return LoRALinear(base, ctx.rank, alpha, rslora, start.name, ctx.scratch["data"].get(name))
 
     def lora_rank_bound(self, state):
         # ΔW = s(BA − B0 A0) has rank ≤ 2r with a residual init
