@@ -10,6 +10,7 @@ instant and imports no torch)::
     compare_runs([run, run, ...], dataset) -> [{"task", "runs", "comparisons"}]
     apply_adapter / merge_adapter / save_adapter / load_adapter / available_adapters   # elsst_bench.adapters
     load_run(run_dir) -> (SentenceTransformer with the run's adapter, info)
+    export_run(run_dir, merged=dir or peft=dir) -> what was written                      # `elsst-bench export`
     load_suggester(run or model, languages) -> ConceptSuggester                        # what `serve` answers
     submit(run_dir, leaderboard) -> Submitted; verify(leaderboard)                      # the leaderboard
 
@@ -30,7 +31,7 @@ _API = {
     "evaluate_model": ".evaluation", "compare_runs": ".evaluation", "EvaluationResult": ".evaluation",
     "apply_adapter": ".adapters", "merge_adapter": ".adapters", "save_adapter": ".adapters",
     "load_adapter": ".adapters", "available_adapters": ".adapters", "method_info": ".adapters",
-    "load_run": ".runs",
+    "load_run": ".runs", "export_run": ".export",
     "load_suggester": ".serve", "ConceptSuggester": ".serve",
     "submit": ".leaderboard", "verify": ".leaderboard",
     "BenchError": ".errors",
