@@ -10,6 +10,7 @@ instant and imports no torch)::
     compare_runs([run, run, ...], dataset) -> [{"task", "runs", "comparisons"}]
     apply_adapter / merge_adapter / save_adapter / load_adapter / available_adapters   # elsst_bench.adapters
     load_run(run_dir) -> (SentenceTransformer with the run's adapter, info)
+    export_run(run_dir, merged=dir or peft=dir) -> what was written                      # `elsst-bench export`
     load_suggester(run or model, languages) -> ConceptSuggester                        # what `serve` answers
     submit(run_dir, leaderboard) -> Submitted; verify(leaderboard)                      # the leaderboard
 
@@ -19,8 +20,7 @@ has the rest; ``__all__`` below is the whole top-level surface.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -31,7 +31,7 @@ _API = {
     "evaluate_model": ".evaluation", "compare_runs": ".evaluation", "EvaluationResult": ".evaluation",
     "apply_adapter": ".adapters", "merge_adapter": ".adapters", "save_adapter": ".adapters",
     "load_adapter": ".adapters", "available_adapters": ".adapters", "method_info": ".adapters",
-    "load_run": ".runs",
+    "load_run": ".runs", "export_run": ".export",
     "load_suggester": ".serve", "ConceptSuggester": ".serve",
     "submit": ".leaderboard", "verify": ".leaderboard",
     "BenchError": ".errors",
@@ -40,14 +40,4 @@ _API = {
 __all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str) -> Any:  # PEP 562: the API module is imported when a name is first used
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'elsst_bench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _API)  # the API module is imported when a name is first used

@@ -41,6 +41,7 @@ from elsst_bench.adapters import (
     save_adapter,
     trainable_parameters,
 )
+from elsst_bench.adapters.configs import LORA_INIT_NAMES
 from elsst_bench.adapters.budget import solve_budget
 from elsst_bench.errors import AdapterError
 from elsst_bench.models import infer_base_identity
@@ -89,9 +90,13 @@ def lora_sources(tmp_path_factory):
     return random_lora_sources(tmp_path_factory.mktemp("sources"), fresh_default)
 
 
-def extra_options(name, lora_sources):
-    """What the training layer hands the method (GeLoRA: sample texts; EigenLoRAx: its source adapters)."""
-    return method_info(name).training_inputs(TEXTS + [t for pair in PAIRS for t in pair], lora_sources)
+def extra_options(name, lora_sources, options=None):
+    """The options and what the training layer hands the method with them (GeLoRA and LoRA's EVA and CorDA inits:
+    sample texts; EigenLoRAx: its source adapters)."""
+    options = dict(options or {})
+    anchors = TEXTS + [t for pair in PAIRS for t in pair]
+    positives = anchors[1:] + anchors[:1]  # each text paired with the next (LoRA-GA's gradient reads pairs)
+    return {**options, **method_info(name).training_inputs(anchors, lora_sources, options, positives=positives)}
 
 
 def peft_own_count(name, rank, config):
@@ -155,11 +160,16 @@ def test_trainable_counts_at_rank_8(base):
     assert budget_params(base, "lora-r8") == 331_776
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_lifecycle(name, base, identity, feats, reference, shapes, lora_sources, tmp_path):
+#: Variants that are options of a method, not methods (LoRA's initialisations, rsLoRA): each gets the same lifecycle.
+VARIANTS = [("lora", {"init": init}) for init in LORA_INIT_NAMES if init != "default"] + [("lora", {"rslora": True})]
+
+
+@pytest.mark.parametrize("name, options", [(m, {}) for m in METHODS] + VARIANTS,
+                         ids=list(METHODS) + [f"lora-{k}={v}" for _, o in VARIANTS for k, v in o.items()])
+def test_lifecycle(name, options, base, identity, feats, reference, shapes, lora_sources, tmp_path):
     model = fresh_default()
     before = {id(p): p.detach().clone() for p in model.parameters()}
-    layers = apply_adapter(model, name, rank=8, base_model=identity, **extra_options(name, lora_sources))
+    layers = apply_adapter(model, name, rank=8, base_model=identity, **extra_options(name, lora_sources, options))
     assert len(layers) == 36 and all(callable(layer.delta_weight) for layer in layers)
     config = adapter_config(model)
     assert count_trainable(model) == expected_count(name, shapes, 8, config) == config["trainable_params"]
@@ -208,7 +218,7 @@ def test_lifecycle(name, base, identity, feats, reference, shapes, lora_sources,
     assert adapter_config(reloaded)["options"] == saved["options"]
     assert count_trainable(reloaded) == count_trainable(model)
     resumed = fresh_default()  # checkpoint reload (what training's --resume does): the same adapter, then its tensors
-    apply_adapter(resumed, name, rank=8, **extra_options(name, lora_sources))
+    apply_adapter(resumed, name, rank=8, **extra_options(name, lora_sources, options))
     load_adapter_weights(resumed, directory)
     assert max_diff(encode(resumed, feats)["sentence"], adapted["sentence"]) <= 1e-6
 

@@ -23,5 +23,5 @@ print(json.dumps({"heavy": heavy, "names": names}))
     assert set(found["names"]) == {"__version__", "prepare", "open_prepared", "PreparedDataset", "TrainConfig", "train",
                                    "evaluate_model", "compare_runs", "EvaluationResult", "apply_adapter",
                                    "merge_adapter", "save_adapter", "load_adapter", "available_adapters",
-                                   "method_info", "load_run", "load_suggester", "ConceptSuggester", "submit", "verify",
+                                   "method_info", "load_run", "export_run", "load_suggester", "ConceptSuggester", "submit", "verify",
                                    "BenchError"}

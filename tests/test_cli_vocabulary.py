@@ -61,3 +61,14 @@ def test_the_old_spelling_names_the_same_directory():
 
     assert runs_dir_from(Path("runs"), Path("elsewhere")) == Path("elsewhere")
     assert runs_dir_from(Path("mine"), None) == Path("mine")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("leaderboard", "--task", "broader", "--tasks", "synonym"), "give --tasks only (--task is its old spelling)"),
+    (("search", "x", "--lang", "de", "--languages", "fr"), "give --languages only (--lang is its old spelling)")])
+def test_old_spellings_are_hidden_and_not_given_twice(cli, args, needle):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli(*args), needle)
+    help_text = cli(args[0], "--help").stdout
+    assert f"{args[1]} " not in help_text and f"{args[1]}," not in help_text  # hidden

@@ -32,25 +32,28 @@ def sources(small_dataset, tmp_path_factory):
             for t in ("synonym", "crosslingual")]
 
 
-def _train(small_dataset, tmp_path, adapter, sources):
+def _train(small_dataset, tmp_path, adapter, sources, options=None):
     extra = {"sources": sources} if adapter == "eigenlorax" else {}
+    if options:
+        extra["options"] = options
     if adapter == "adalora":  # ΔW = s·B diag(E) A with E = 0 at init: a few steps at the default rate barely move it
         extra["lr"] = 0.1
     return train(TrainConfig(adapter=adapter, dataset=str(small_dataset.path), out=str(tmp_path), run_id=adapter,
                              budget=None if adapter == "full" else "lora-r8", **TINY, **extra), progress=False)
 
 
-@pytest.mark.parametrize("adapter, peft_type", [
+@pytest.mark.parametrize("adapter, peft_type, options", [(a, t, None) for a, t in [
     ("lora", "LORA"), ("orthogeolora", "LORA"), ("gelora", "LORA"), ("eigenlorax", "LORA"), ("pica", "LORA"),
     ("pissa", "LORA"),  # ΔW = s(BA − B0 A0) against W0: the exact LoRA of rank ≤ 2r
     ("dora", "LORA"), ("vera", "VERA"), ("hra", "HRA"),  # PEFT's own types, written as they are
     *TUNERS,  # every tuner of .peft_tuners: its own PEFT type
-])
-def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sources, adapter, peft_type):
+]] + [pytest.param("lora", "LORA", {"init": init}, id=f"lora-init={init}") for init in ("corda", "lora-ga")])
+# ^ residual inits read from the run's data (layer inputs; the loss's gradient): ΔW = s(BA − B0 A0), rank ≤ 2r
+def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sources, adapter, peft_type, options):
     from peft import PeftModel
     from sentence_transformers import SentenceTransformer
 
-    run = _train(small_dataset, tmp_path, adapter, sources)
+    run = _train(small_dataset, tmp_path, adapter, sources, options)
     out = tmp_path / "peft"
     result = cli("export", run, "--peft", out)
     assert result.returncode == 0, result.stderr
@@ -73,7 +76,7 @@ def test_peft_export_gives_the_runs_embeddings(small_dataset, tmp_path, cli, sou
         state = require_state(adapted)
         bound = get_method(adapter).lora_rank_bound(state)
         assert max([config["r"], *config["rank_pattern"].values()]) <= bound
-        assert adapter != "pissa" or bound == 2 * state.rank
+        assert (adapter == "pissa" or bool(options)) == (bound == 2 * state.rank)
     base = os.environ["ELSST_BENCH_MODEL"]
     with_peft = SentenceTransformer(base, device="cpu")
     with_peft[0].auto_model = PeftModel.from_pretrained(with_peft[0].auto_model, str(out))

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import AdapterError
 from .budget import record_achieved, solve_budget
-from .configs import positive_int
+from .values import positive_int
 from .method import STATE_ATTR, AdapterState, BuildContext, require_state
 from .registry import get_method
 from .targets import base_fingerprint, count_trainable, find_target_modules, inner_model, module_identity, \

@@ -20,58 +20,15 @@ adapters`` read these classes through the registry (:mod:`.registry`) without lo
 
 from __future__ import annotations
 
-import math
-import operator
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from ..errors import AdapterError
 from .names import module_type
+from .values import boolean, choice, integer, positive_int, positive_number
 
 Shapes = Mapping[str, tuple[int, int]]  # {module name: (d_out, d_in)}
-
-
-# ------------------------------------------------------------------------------------------------ value checks
-
-
-def positive_number(value: Any, method: str, option: str) -> float:
-    """``value`` if it is a finite number > 0 (ints stay ints), else AdapterError naming the option."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise AdapterError(f"option {option} of adapter '{method}' must be a positive number, got {value!r}")
-    return float(value) if not isinstance(value, int) else value
-
-
-def positive_int(value: Any, what: str) -> int:
-    """``value`` as an int ≥ 1, else AdapterError naming ``what``."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise AdapterError(f"{what} must be a positive integer, got {value!r}") from None
-    if number <= 0:
-        raise AdapterError(f"{what} must be a positive integer, got {value!r}")
-    return number
-
-
-def choice(value: Any, allowed: Iterable[str], method: str, option: str) -> str:
-    allowed = list(allowed)
-    if value not in allowed:
-        raise AdapterError(f"option {option} of adapter '{method}' must be one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
-def integer(value: Any, method: str, option: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise AdapterError(f"option {option} of adapter '{method}' must be an integer, got {value!r}")
-    return value
-
-
-def boolean(value: Any, method: str, option: str) -> bool:
-    if not isinstance(value, bool):
-        raise AdapterError(f"option {option} of adapter '{method}' must be true or false, got {value!r}")
-    return value
 
 
 def smallest_dim(shapes: Shapes) -> int:
@@ -132,11 +89,14 @@ class MethodConfig:
 
     @classmethod
     def training_inputs(cls, anchors: Sequence[str], sources: Sequence[str],
-                        options: Mapping[str, Any] | None = None, steps: int | None = None) -> dict[str, Any]:
+                        options: Mapping[str, Any] | None = None, steps: int | None = None,
+                        positives: Sequence[str] | None = None) -> dict[str, Any]:
         """The apply-time inputs the training layer must pass: ``{}`` unless the method needs some.
 
         ``anchors``: the training queries; ``sources``: the run's ``--sources``; ``options``: the options the
-        caller already has (an input given there is not recomputed); ``steps``: the run's optimiser steps.
+        caller already has (an input given there is not recomputed); ``steps``: the run's optimiser steps;
+        ``positives``: each anchor's positive. An input ``pairs`` (query, document) is given without prompts: the
+        training layer adds the model's own (:func:`elsst_bench.training.run.adapter_inputs`).
         """
         return {}
 
@@ -165,21 +125,34 @@ class ScaledConfig(MethodConfig):
 # ------------------------------------------------------------------------------------------------ native methods
 
 
-_NOT_GIVEN = "which apply_adapter is not given"
+def text_spread(anchors: Sequence[str], count: int) -> list[str]:
+    """An even spread of at most ``count`` of the distinct training queries, in sorted order: the sample texts a
+    method that reads the data gets from the training layer."""
+    texts = sorted(set(anchors))
+    step = max(1, len(texts) // count)
+    return texts[::step][:count]
+
+
+#: ``lora``'s initialisations (:data:`.lora_inits.LORA_INITS` has their classes; a test keeps the two equal), and
+#: those that read the layers' inputs over sample texts.
+LORA_INIT_NAMES = ("default", "gaussian", "olora", "eva", "corda", "lora-ga")
+LORA_INITS_READING_TEXTS = ("eva", "corda")
+LORA_INITS_READING_PAIRS = ("lora-ga",)
 LORA_INITS_REFUSED = {  # PEFT's other LoRA initialisations, each with why this LoRA does not offer it
-    "olora": "it trains against the residual W0 − sBA, which this LoRA does not keep (see --adapter pissa)",
-    "eva": f"it needs an SVD of each layer's inputs over training batches, {_NOT_GIVEN}",
-    "corda": f"it needs the covariance of each layer's inputs over training data, {_NOT_GIVEN}",
     "loftq": "it initialises against a quantised base model; the bases here are not quantised",
-    "lora-ga": f"it needs gradients on training batches, {_NOT_GIVEN}"}
+    "pissa": "it is a method of its own here: --adapter pissa"}
 
 
 @dataclass(frozen=True)
 class LoRAConfig(ScaledConfig):
-    """``init``: ``default`` or ``gaussian`` (PEFT's ``init_lora_weights``); ``rslora``: s = α/√r (lora.py)."""
+    """``init``: the starting factors (:mod:`.lora_inits`); ``rslora``: s = α/√r (lora.py)."""
 
     method = "lora"
     default_lr = 3e-3  # measured (docs/methods.md): best around 1e-3–3e-3
+    inputs = frozenset({"texts", "pairs"})  # eva and corda read the layers' inputs over texts; lora-ga the pairs
+    #: how many of the training texts (pairs) the training layer hands an init that reads them
+    training_texts: ClassVar[int] = 512
+    training_pairs: ClassVar[int] = 256
     init: str = "default"
     rslora: bool = False
 
@@ -187,8 +160,23 @@ class LoRAConfig(ScaledConfig):
         super().check()
         if self.init in LORA_INITS_REFUSED:
             raise AdapterError(f"lora init {self.init!r} is not offered: {LORA_INITS_REFUSED[self.init]}")
-        choice(self.init, ("default", "gaussian"), self.method, "init")
+        choice(self.init, LORA_INIT_NAMES, self.method, "init")
         boolean(self.rslora, self.method, "rslora")
+
+    @classmethod
+    def training_inputs(cls, anchors, sources, options=None, steps=None, positives=None):
+        """``{"texts": ...}`` for an init that reads the layers' inputs (:func:`text_spread`); ``{"pairs": ...}``,
+        an even spread of at most 256 (anchor, positive) pairs, for one that reads the loss's gradient; else nothing."""
+        options = options or {}
+        init = options.get("init")
+        if init in LORA_INITS_READING_TEXTS and "texts" not in options:
+            return {"texts": text_spread(anchors, cls.training_texts)}
+        if init in LORA_INITS_READING_PAIRS and "pairs" not in options:
+            if positives is None:
+                raise AdapterError(f"lora init {init!r} reads the training pairs; the caller gave none")
+            step = max(1, len(anchors) // cls.training_pairs)
+            return {"pairs": list(zip(anchors[::step], positives[::step]))[: cls.training_pairs]}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -221,13 +209,11 @@ class GeLoRAConfig(ScaledConfig):
         integer(self.seed, self.method, "seed")
 
     @classmethod
-    def training_inputs(cls, anchors, sources, options=None, steps=None):
+    def training_inputs(cls, anchors, sources, options=None, steps=None, positives=None):
         """``{"texts": ...}``: an even spread of at most 512 of the distinct training queries, in sorted order."""
         if options is not None and "texts" in options:
             return {}
-        texts = sorted(set(anchors))
-        step = max(1, len(texts) // cls.training_texts)
-        return {"texts": texts[::step][: cls.training_texts]}
+        return {"texts": text_spread(anchors, cls.training_texts)}
 
 
 @dataclass(frozen=True)
@@ -285,7 +271,7 @@ class EigenLoRAxConfig(ScaledConfig):
         return resolved
 
     @classmethod
-    def training_inputs(cls, anchors, sources, options=None, steps=None):
+    def training_inputs(cls, anchors, sources, options=None, steps=None, positives=None):
         """``{"sources": [adapter dir, ...]}``: each source an adapter directory (the training layer turns a run
         directory into its ``adapter/`` first, :func:`elsst_bench.runs.adapter_dir`)."""
         from .layout import ADAPTER_CONFIG

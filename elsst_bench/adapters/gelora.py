@@ -30,11 +30,12 @@ import torch
 from torch import nn
 
 from ..errors import AdapterError
-from .configs import GeLoRAConfig, positive_int
+from .configs import GeLoRAConfig
+from .values import positive_int
 from .lora import LoRALinear
 from .method import BuildContext, NativeMethod
 from .names import block_index
-from .targets import inner_model
+from .activations import token_batches
 
 
 def twonn_dimension(points: torch.Tensor | Sequence[Sequence[float]], chunk: int = 1024) -> float:
@@ -94,40 +95,14 @@ def collect_hidden_states(
     model: nn.Module, texts: Sequence[str], max_tokens: int = 5000, seed: int = 0, batch_size: int = 32
 ) -> list[torch.Tensor]:
     """Token hidden states (no padding) of the embedding output and every block output: L+1 tensors (N, d)."""
-    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
-        raise AdapterError("gelora needs a non-empty list of sample texts (texts=[...])")
-    preprocess = getattr(model, "preprocess", None) or getattr(model, "tokenize", None)
-    if preprocess is None:
-        raise AdapterError(
-            "gelora can read texts only through a SentenceTransformer; pass hidden_states=[...] or layer_ranks={...}"
-        )
-    root = inner_model(model)
-    device = next(root.parameters()).device
-    was_training = root.training
-    root.eval()
     levels: list[list[torch.Tensor]] = []
-    collected = 0
-    try:
-        with torch.no_grad():
-            for start in range(0, len(texts), batch_size):
-                features = preprocess(list(texts[start : start + batch_size]))
-                inputs = {
-                    k: v.to(device)
-                    for k, v in features.items()
-                    if k in ("input_ids", "attention_mask", "token_type_ids") and isinstance(v, torch.Tensor)
-                }
-                out = root(**inputs, output_hidden_states=True)
-                hidden = out.hidden_states if hasattr(out, "hidden_states") else out["hidden_states"]
-                mask = inputs["attention_mask"].bool()
-                if not levels:
-                    levels = [[] for _ in hidden]
-                for level, h in zip(levels, hidden):
-                    level.append(h[mask].to("cpu", torch.float32))
-                collected += int(mask.sum())
-                if collected >= max_tokens:
-                    break
-    finally:
-        root.train(was_training)
+    for out, mask in token_batches(model, texts, "gelora", batch_size, max_tokens, output_hidden_states=True,
+                                   hint="; pass hidden_states=[...] or layer_ranks={...}"):
+        hidden = out.hidden_states if hasattr(out, "hidden_states") else out["hidden_states"]
+        if not levels:
+            levels = [[] for _ in hidden]
+        for level, h in zip(levels, hidden):
+            level.append(h[mask].to("cpu", torch.float32))
     states = [torch.cat(level) for level in levels]
     if states and states[0].shape[0] > max_tokens:
         generator = torch.Generator().manual_seed(seed)

@@ -81,13 +81,15 @@ class MethodInfo:
         return self.config_class.default_lr
 
     def training_inputs(self, anchors: Sequence[str], sources: Sequence[str],
-                        options: Mapping[str, Any] | None = None, steps: int | None = None) -> dict[str, Any]:
+                        options: Mapping[str, Any] | None = None, steps: int | None = None,
+                        positives: Sequence[str] | None = None) -> dict[str, Any]:
         """Apply-time inputs to pass from training (GeLoRA: ``texts``; EigenLoRAx: ``sources``; AdaLoRA:
-        ``total_step`` from ``steps``, the run's optimiser steps; else ``{}``).
+        ``total_step`` from ``steps``, the run's optimiser steps; LoRA with ``init=lora-ga``: ``pairs`` of anchors and
+        ``positives``; else ``{}``).
 
         ``options``, when given, are the caller's own options: an input already there is not recomputed.
         """
-        return self.config_class.training_inputs(anchors, sources, options, steps)
+        return self.config_class.training_inputs(anchors, sources, options, steps, positives)
 
     def describe(self) -> dict[str, str]:
         """The row ``elsst-bench adapters`` prints: name, source, params formula, knob, summary."""

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import AdapterError
-from .configs import LoRAConfig, MethodConfig, ScaledConfig, boolean, integer, positive_int, positive_number
+from .configs import LoRAConfig, MethodConfig, ScaledConfig
+from .values import boolean, integer, positive_int, positive_number
 
 LORA_RATE = LoRAConfig.default_lr  # the tuners' default rate: LoRA's (module docstring)
 
@@ -229,7 +230,7 @@ class AdaLoRAConfig(ScaledConfig):
             raise AdapterError(f"adalora prunes from init_r down to r: init_r {self.init_r} < r {rank}")
 
     @classmethod
-    def training_inputs(cls, anchors, sources, options=None, steps=None):
+    def training_inputs(cls, anchors, sources, options=None, steps=None, positives=None):
         if steps is None or (options is not None and options.get("total_step") is not None):
             return {}
         return {"total_step": max(1, int(steps))}

@@ -33,16 +33,25 @@ def runs_dir_option(default: Path = Path("runs")):
     return typer.Option(default, *VOCABULARY["runs_dir"], help=f"{RUNS_DIR_HELP} Default: {default}.")
 
 
+def old_spelling(spelling: str):
+    """A hidden option for a spelling from before the vocabulary (``train --out`` for ``--runs-dir``, ``--task``,
+    ``--lang``): scripts that pass it keep working, and ``--help`` shows each spelling with one meaning only."""
+    return typer.Option(None, spelling, hidden=True)
+
+
 def legacy_out_option():
-    """``--out`` as ``train`` spelled ``--runs-dir`` before the vocabulary: hidden, so that ``--out`` is shown with one
-    meaning only; scripts that pass it keep working."""
-    return typer.Option(None, "--out", hidden=True)
+    return old_spelling("--out")
+
+
+def either(value, old, default, spelling: str, old_spelling_: str):
+    """The option's value, given under its spelling or under its old one; both at once is refused."""
+    if old is not None and value != default:
+        raise BenchError(f"give {spelling} only ({old_spelling_} is its old spelling)")
+    return old if old is not None else value
 
 
 def runs_dir_from(runs_dir: Path, legacy_out: Path | None) -> Path:
-    if legacy_out is not None and runs_dir != Path("runs"):
-        raise BenchError("give --runs-dir only (--out is its old spelling)")
-    return legacy_out if legacy_out is not None else runs_dir
+    return either(runs_dir, legacy_out, Path("runs"), "--runs-dir", "--out")
 
 
 def split_list(values: list[str] | None, option: str = "the list option") -> list[str] | None:

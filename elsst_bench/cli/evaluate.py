@@ -10,7 +10,7 @@ import typer
 
 from . import app
 from ..progress import quiet_libraries
-from .common import device_help, print_json, print_table, split_list
+from .common import VOCABULARY, device_help, either, old_spelling, print_json, print_table, split_list
 
 _DATASET_HELP = "Prepared dataset directory. Default: data/prepared/elsst-r5."
 
@@ -102,7 +102,8 @@ def compare(
 def search(
     text: str = typer.Argument(..., help="A phrase, e.g. from a catalogue record."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Run directory, model id or path."),
-    languages: str = typer.Option("en", "--languages", "--lang", "-l", help="Language of the text and of the pool."),
+    languages: str = typer.Option("en", *VOCABULARY["languages"], help="Language of the text and of the pool."),
+    old_languages: Optional[str] = old_spelling("--lang"),
     k: int = typer.Option(10, "-k", "--limit", help="Number of concepts (1 to 1000)."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     no_cache: bool = typer.Option(False, "--no-cache"),
@@ -113,7 +114,8 @@ def search(
     """Suggest ELSST concepts (label, URI, broader path) for a free-text phrase: what `serve` answers, once."""
     from ..serve.load import search_command
 
-    hits = search_command(text, model, dataset=dataset, lang=languages, k=k, use_cache=not no_cache, device=device,
+    hits = search_command(text, model, dataset=dataset, lang=either(languages, old_languages, "en", "--languages",
+                                                                     "--lang"), k=k, use_cache=not no_cache, device=device,
                           show_progress=_progress(quiet))
     if as_json:
         print_json(hits)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from . import app
-from .common import print_json, print_table, split_list
+from .common import VOCABULARY, either, old_spelling, print_json, print_table, split_list
 
 _BOARD_HELP = "Leaderboard directory (benchmark.json, entries/). Default: leaderboards/."
 _DATASET_HELP = ("Prepared dataset with the benchmark's fingerprint. Default: data/prepared/elsst-r5 if it matches, "
@@ -47,8 +47,8 @@ def submit(
 
 @app.command("leaderboard")
 def show_leaderboard(
-    tasks: Optional[list[str]] = typer.Option(None, "--tasks", "--task", "-t",
-                                              help="Only these tasks (comma-separated)."),
+    tasks: Optional[list[str]] = typer.Option(None, *VOCABULARY["tasks"], help="Only these tasks (comma-separated)."),
+    old_tasks: Optional[list[str]] = old_spelling("--task"),
     leaderboard: Path = typer.Option(Path("leaderboards"), "--leaderboard", help=_BOARD_HELP),
     verify: bool = typer.Option(False, "--verify", help="Re-score every entry from its rankings and check that "
                                 "README.md and index.html are up to date; exit 2 on the first mismatch."),
@@ -63,7 +63,7 @@ def show_leaderboard(
     from ..leaderboard import store
     from ..tasks import TASKS
 
-    chosen = split_list(tasks, "--tasks")
+    chosen = split_list(either(tasks, old_tasks, None, "--tasks", "--task"), "--tasks")
     unknown = [t for t in chosen or [] if t not in TASKS]
     if unknown:
         raise BenchError(f"unknown task {', '.join(map(repr, unknown))}; known: {', '.join(TASKS)}")

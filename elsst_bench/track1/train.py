@@ -130,7 +130,7 @@ def train_track1(release: Release, config: Track1Config, progress: bool = True) 
         rows = _rows(release, config)
         if not rows:
             raise BenchError(f"{release.path}/train.jsonl gives no (passage, positive) rows")
-        trainable = _make_trainable(model, method, config, identity, [p.text for p in release.train],
+        trainable = _make_trainable(model, method, config, identity, rows,
                                     config.epochs * max(1, len(rows) // config.batch_size))
         if exists:
             shutil.rmtree(run_dir)  # a run directory (check_target saw its config.json): ours to replace
@@ -179,15 +179,19 @@ def train_track1(release: Release, config: Track1Config, progress: bool = True) 
     return run_dir
 
 
-def _make_trainable(model, method, config: Track1Config, identity: dict, anchors: list[str], steps: int) -> int:
+def _make_trainable(model, method, config: Track1Config, identity: dict, rows: list[dict[str, str]],
+                    steps: int) -> int:
     if not method.is_adapter:
         for p in model.parameters():
             p.requires_grad_(True)
         return sum(p.numel() for p in model.parameters())
     from ..adapters import apply_adapter, count_trainable
 
+    from ..training.run import adapter_inputs
+
     extra = dict(config.options)
-    extra.update(method.training_inputs(anchors, [], options=extra, steps=steps))  # EigenLoRAx refuses here
+    extra.update(adapter_inputs(model, method, extra, [r["anchor"] for r in rows], [r["positive"] for r in rows], [],
+                                steps))  # EigenLoRAx refuses here
     apply_adapter(model, config.adapter, rank=config.rank, budget=config.budget, base_model=identity, **extra)
     return count_trainable(model)
 

@@ -253,11 +253,25 @@ def _make_trainable(model, method, options: dict, pairs, sources: list[str], ste
     from ..adapters import apply_adapter, count_trainable
 
     extra = dict(options["options"])
-    extra.update(method.training_inputs(pairs.anchors, [str(runs.adapter_dir(s)) for s in sources], options=extra,
-                                        steps=steps))
+    extra.update(adapter_inputs(model, method, extra, pairs.anchors, pairs.positives,
+                                [str(runs.adapter_dir(s)) for s in sources], steps))
     apply_adapter(model, options["adapter"], rank=options["rank"], budget=options["budget"],
                   base_model=options["model"], **extra)
     return count_trainable(model)
+
+
+def adapter_inputs(model, method, options: dict, anchors: list[str], positives: list[str], sources: list[str],
+                   steps: int | None) -> dict:
+    """What the training layer hands a method at apply time (:meth:`MethodInfo.training_inputs`: GeLoRA's and EVA's
+    texts, EigenLoRAx's sources, AdaLoRA's step count, LoRA-GA's pairs); pairs get the model's prompts, as training
+    encodes them (multilingual-e5: ``query: `` before the anchor, ``passage: `` before the positive)."""
+    from ..models import role_prompt
+
+    extra = method.training_inputs(anchors, sources, options=options, steps=steps, positives=positives)
+    if "pairs" in extra:
+        query, document = role_prompt(model, "query"), role_prompt(model, "document")
+        extra["pairs"] = [(query + a, document + p) for a, p in extra["pairs"]]
+    return extra
 
 
 def _column_prompts(model, columns: list[str]) -> dict[str, str] | None:
