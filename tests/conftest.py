@@ -78,6 +78,20 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     return lines[0]
 
 
+@pytest.fixture(autouse=True)
+def _signal_handlers():
+    """Every test starts with the SIGINT and SIGTERM handlers the one before it found: a server or sweep run in the
+    test process may install its own, and a test of interrupt handling then saw another handler than Python's
+    (flaky under worksteal, depending on which test ran before it in the worker)."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
+
+
 @pytest.fixture(scope="session")
 def release_path() -> Path:
     return RELEASE

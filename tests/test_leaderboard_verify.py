@@ -332,7 +332,8 @@ def test_the_recount_is_what_training_builds(name, setup, exact, tiny_lora_sourc
     info = method_info(name)
     built = 0
     if info.trains:
-        pairs = SimpleNamespace(anchors=TEXTS + [t for pair in PAIRS for t in pair])
+        anchors = TEXTS + [t for pair in PAIRS for t in pair]
+        pairs = SimpleNamespace(anchors=anchors, positives=anchors[1:] + anchors[:1])
         built = _make_trainable(load_sentence_transformer(None), info, {"adapter": name, "model": identity, **options},
                                 pairs, tiny_lora_sources)
     entry = {"model": {"name": identity["name"], "sha256": identity["sha256"]}, "adapter": name,

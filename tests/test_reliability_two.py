@@ -323,6 +323,7 @@ def test_an_interrupt_while_the_rankings_are_swapped_in_lands_after_all_of_them(
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace_then_ctrl_c)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's, as in the console script (conftest restores)
     with pytest.raises(KeyboardInterrupt):
         evaluation.write(run)
     assert len(calls) == len(evaluation.rankings)
