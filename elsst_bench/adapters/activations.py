@@ -13,6 +13,14 @@ from ..errors import AdapterError
 from .targets import inner_model
 
 
+def tokenizer(model: nn.Module, method: str, hint: str = ""):
+    """The SentenceTransformer's own tokenisation (``preprocess``, or ``tokenize`` in older releases)."""
+    preprocess = getattr(model, "preprocess", None) or getattr(model, "tokenize", None)
+    if preprocess is None:
+        raise AdapterError(f"{method} can read texts only through a SentenceTransformer{hint}")
+    return preprocess
+
+
 def token_batches(model: nn.Module, texts: Sequence[str], method: str, batch_size: int = 32,
                   max_tokens: int | None = None, hint: str = "", **forward: Any) -> Iterator[tuple[Any, torch.Tensor]]:
     """``(output, mask)`` for each batch of ``texts`` run through the inner encoder (``forward`` passed on, e.g.
@@ -20,9 +28,7 @@ def token_batches(model: nn.Module, texts: Sequence[str], method: str, batch_siz
     ``hint`` ends the refusal of a model that cannot read texts (what else the method accepts)."""
     if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
         raise AdapterError(f"{method} needs a non-empty list of sample texts (texts=[...])")
-    preprocess = getattr(model, "preprocess", None) or getattr(model, "tokenize", None)
-    if preprocess is None:
-        raise AdapterError(f"{method} can read texts only through a SentenceTransformer{hint}")
+    preprocess = tokenizer(model, method, hint)
     root = inner_model(model)
     device = next(root.parameters()).device
     was_training = root.training

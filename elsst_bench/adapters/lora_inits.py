@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..errors import AdapterError
-from .activations import token_batches
+from .activations import token_batches, tokenizer
 from .layers import kaiming_uniform_like_linear
 
 #: Tokens of the training texts over which EVA and CorDA read each layer's inputs.
@@ -109,9 +109,7 @@ def loss_gradients(model: nn.Module, targets: dict[str, nn.Linear], pairs: Seque
 
     if not pairs or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
         raise AdapterError(f"{method} needs training pairs (pairs=[(query, document), ...])")
-    preprocess = getattr(model, "preprocess", None) or getattr(model, "tokenize", None)
-    if preprocess is None:
-        raise AdapterError(f"{method} reads its training pairs through a SentenceTransformer")
+    preprocess = tokenizer(model, method)
     device = next(model.parameters()).device
     flags = [(p, p.requires_grad) for p in model.parameters()]
     was_training = model.training

@@ -39,10 +39,6 @@ def old_spelling(spelling: str):
     return typer.Option(None, spelling, hidden=True)
 
 
-def legacy_out_option():
-    return old_spelling("--out")
-
-
 def either(value, old, default, spelling: str, old_spelling_: str):
     """The option's value, given under its spelling or under its old one; both at once is refused."""
     if old is not None and value != default:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import app
-from .common import device_help, legacy_out_option, print_json, print_table, runs_dir_from, runs_dir_option
+from .common import device_help, old_spelling, print_json, print_table, runs_dir_from, runs_dir_option
 
 track1 = typer.Typer(help="Track 1 (implicit concept retrieval) from a local copy of its files: check them, score "
                      "a model or run on val, train on train, write a test submission.", no_args_is_help=True)
@@ -114,7 +114,7 @@ def train(
     hard_negatives: int = typer.Option(1, "--hard-negatives", help="Negatives per row, from hard_negative_ids."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Train on at most this many rows."),
     runs_dir: Path = runs_dir_option(),
-    legacy_out: Optional[Path] = legacy_out_option(),
+    legacy_out: Optional[Path] = old_spelling("--out"),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Default track1-<adapter>-s<seed>."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of the same id."),
     device: str = typer.Option("auto", help=device_help()),

@@ -12,7 +12,7 @@ from ..errors import BenchError
 from . import app
 from ..progress import quiet_libraries
 from ..training.recipes import DEFAULT_HARD_NEGATIVES, DEFAULT_MIN_GRADE, PLAIN
-from .common import device_help, legacy_out_option, print_json, print_table, runs_dir_from, runs_dir_option, split_list
+from .common import device_help, old_spelling, print_json, print_table, runs_dir_from, runs_dir_option, split_list
 
 
 def _parse_options(values: list[str] | None) -> dict:
@@ -42,7 +42,7 @@ def train(
     lr: Optional[float] = typer.Option(None, help="Learning rate (default: the method's; docs/adapters.md)."),
     seed: int = typer.Option(0),
     runs_dir: Path = runs_dir_option(),
-    legacy_out: Optional[Path] = legacy_out_option(),
+    legacy_out: Optional[Path] = old_spelling("--out"),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run directory name (default: derived from the options)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     device: str = typer.Option("auto", help=device_help()),
