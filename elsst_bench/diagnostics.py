@@ -45,6 +45,9 @@ def run_spectra(run_dir: Path) -> dict[str, dict]:
     if not runs.trains(config["adapter"]):
         return {}
     model, _ = runs.load_run(run_dir)
+    from .models import check_finite
+
+    check_finite(model, f"run {run_dir}")  # the SVD of a NaN update crashes; a tampered run is refused in one line
     if runs.is_adapter(config["adapter"]):
         return adapter_spectra(model)
     from .models import load_sentence_transformer, locate

@@ -271,7 +271,7 @@ def test_a_run_whose_weights_became_nan_is_not_marked_complete(small_dataset, tm
     assert not (tmp_path / "nan" / runs.METRICS_FILE).exists()
 
 
-def test_export_refuses_a_run_with_non_finite_weights(trained, tmp_path, cli):
+def test_export_and_inspect_refuse_a_run_with_non_finite_weights(trained, tmp_path, cli):
     from safetensors.numpy import load_file, save_file
 
     run = tmp_path / "lora"
@@ -283,6 +283,7 @@ def test_export_refuses_a_run_with_non_finite_weights(trained, tmp_path, cli):
     save_file(tensors, str(weights))
     assert_one_line_error(cli("export", run, "--merged", tmp_path / "merged"), "non-finite weights")
     assert not (tmp_path / "merged").exists()
+    assert_one_line_error(cli("inspect", run, "--no-plots"), "non-finite weights")
 
 
 # ----- 7, 9: an evaluation's files change together or not at all ---------------------------------------------
@@ -418,6 +419,43 @@ def test_a_write_the_file_system_refuses_is_one_line_and_leaves_no_temporaries(s
                             env={**os.environ, **ENV}, timeout=300)
     assert_one_line_error(result, "cannot write", "File too large")
     assert not out.exists() and _temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["train", "export", "evaluate", "submit"])
+def test_a_full_disk_in_train_export_evaluate_and_submit_is_one_line_and_loses_nothing(trained, small_dataset, lb,
+                                                                                     tmp_path, command):
+    """The writers underneath (the Trainer's checkpoints, safetensors, faiss, the board's JSON) wrap the OSError in
+    their own exceptions or raise it from deep inside: still one line, and what was there before is unchanged."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    board = new_board(tmp_path / "b", lb["ds"])
+    out = tmp_path / "out"
+    args = {"train": ["train", "--adapter", "lora", "--dataset", small_dataset.path, "--out", out, "--run-id", "r",
+                      "-l", "en", "--epochs", "1", "--batch-size", "8", "--max-pairs", "16", "-q"],
+            "export": ["export", run, "--merged", out],
+            "evaluate": ["evaluate", run, "--dataset", small_dataset.path, "-q", "--no-cache"],
+            "submit": ["submit", _run(lb), "--leaderboard", board, "--dataset", lb["ds"].path]}[command]
+    run_before, board_before = snapshot(run), snapshot(board)
+    result = subprocess.run([sys.executable, "-c", _LIMITED, "4096", *map(str, args)], capture_output=True, text=True,
+                            env={**os.environ, **ENV}, timeout=300)
+    assert_one_line_error(result, "cannot write")
+    assert snapshot(run) == run_before and snapshot(board) == board_before
+    assert not (out / "adapter").exists() and not (out / "model.safetensors").exists()
+    assert _temporaries(tmp_path) == []
+
+
+def test_a_board_on_a_read_only_file_system_is_refused_before_scoring(lb, tmp_path):
+    """A read-only bind mount (a user namespace: no root needed) rather than file modes, which root ignores."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("no user namespaces here")
+    board = new_board(tmp_path, lb["ds"])
+    before = snapshot(board)
+    script = ('mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"')
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(board), str(EXE), "submit",
+                             str(_run(lb)), "--leaderboard", str(board), "--dataset", str(lb["ds"].path)],
+                            capture_output=True, text=True, env={**os.environ, **ENV}, timeout=300)
+    assert_one_line_error(result, "cannot write", "Read-only file system")
+    assert snapshot(board) == before
 
 
 # ----- 12: deeply nested JSON is one line ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sys
 
 import typer
@@ -38,7 +39,9 @@ from . import report  # noqa: E402,F401
 #: Why a write failed when the fault is the machine's, not the program's: a full disk or quota, a read-only or
 #: unwritable place, a file too large for the file system. One line naming the file, exit status 2.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
-_FULL = ("No space left on device", "Disk quota exceeded")  # torch and safetensors wrap ENOSPC in their own errors
+#: The same faults as the texts a library puts in its own exception when it wraps the OSError (torch's and
+#: safetensors' writers do: "File too large", "No space left on device"); the C library's texts, so they match.
+_WRITE_REASONS = tuple(sorted(os.strerror(code) for code in _WRITE_ERRNOS))
 
 
 def main() -> None:
@@ -68,10 +71,9 @@ def main() -> None:
             else:
                 print(f"elsst-bench: error: {_one_line(err.format_message())}", file=sys.stderr)
             sys.exit(err.exit_code)
-        if not any(text in str(err) for text in _FULL):
+        if not any(reason in str(err) for reason in _WRITE_REASONS):
             raise
-        print(f"elsst-bench: error: the disk is full ({_printable(str(err))[:200]})",
-              file=sys.stderr)
+        print(f"elsst-bench: error: cannot write: {_one_line(str(err))[:300]}", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, Abort):
         code = 130

@@ -138,6 +138,9 @@ def inspect(
 ) -> None:
     """Trainable parameters, train time, peak memory, singular-value spectra and effective rank of ΔW."""
     from .. import diagnostics
+    from ..progress import quiet_libraries
+
+    quiet_libraries()  # loading prints no bar, so a refusal after it is the only line
 
     info = diagnostics.summary(run_dir)
     plots = [] if no_plots else diagnostics.plot(run_dir, info)
