@@ -33,7 +33,8 @@ quickstart: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
-# The fast subset while developing: everything but the tests marked slow (processes, real models, whole grids).
+# The fast subset while developing, under 3 minutes on 2 cores: everything but the tests marked slow (processes,
+# real models, whole grids, and every method of a registry-wide test but LoRA and OrthoGeoLoRA: tests/conftest.py).
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
 

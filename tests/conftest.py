@@ -47,6 +47,25 @@ def pytest_configure(config):
         _compile_numba_kernels()
 
 
+#: The methods whose parametrisations of a registry-wide test (``@pytest.mark.matrix``) stay in the fast subset:
+#: the baseline and the method this benchmark is about. CI runs every method; `make test-fast` these two.
+FAST_METHODS = frozenset({"lora", "orthogeolora"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks ``slow`` every parametrisation of a ``matrix(param, *empty)`` test but those whose ``param`` is one
+    of :data:`FAST_METHODS` and whose ``empty`` parameters are empty (a variant's options), so a new method of the
+    registry joins the full run and leaves the fast one as it was."""
+    for item in items:
+        marker = item.get_closest_marker("matrix")
+        if marker is None:
+            continue
+        params = item.callspec.params
+        param, *empty = marker.args
+        if params[param] not in FAST_METHODS or any(params[name] for name in empty):
+            item.add_marker(pytest.mark.slow)
+
+
 def _compile_numba_kernels() -> None:
     """Compile ranx's numba kernels into numba's disk cache once. In a fresh environment (a clean clone, CI) every
     process that scores would otherwise compile them itself, about 20 s of CPU each, and the concurrency test

@@ -20,6 +20,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow  # a process; every method budget-solved
 def test_lists_every_adapter_with_formula_and_source():
     result = run("adapters")
     assert result.returncode == 0, result.stderr
@@ -42,6 +43,7 @@ def test_json_for_one_adapter():
                    "summary": method_info("orthogeolora").summary}
 
 
+@pytest.mark.slow  # a process; every method budget-solved
 def test_json_lists_the_registry():
     result = run("adapters", "--json")
     assert result.returncode == 0, result.stderr
@@ -49,6 +51,7 @@ def test_json_lists_the_registry():
     assert [{k: v for k, v in row.items() if k != "budget_params"} for row in rows] == describe_adapters()
 
 
+@pytest.mark.slow  # every method applied for real
 def test_counts_at_the_budget_are_what_apply_adapter_trains():
     """The listing's count column, on the tests' base model, against adapters applied for real."""
     import torch

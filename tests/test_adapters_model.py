@@ -164,6 +164,7 @@ def test_trainable_counts_at_rank_8(base):
 VARIANTS = [("lora", {"init": init}) for init in LORA_INIT_NAMES if init != "default"] + [("lora", {"rslora": True})]
 
 
+@pytest.mark.matrix("name", "options")
 @pytest.mark.parametrize("name, options", [(m, {}) for m in METHODS] + VARIANTS,
                          ids=list(METHODS) + [f"lora-{k}={v}" for _, o in VARIANTS for k, v in o.items()])
 def test_lifecycle(name, options, base, identity, feats, reference, shapes, lora_sources, tmp_path):
@@ -263,6 +264,7 @@ def test_lora_equals_peft_lora_on_the_default_model(base, feats):
     assert max_diff(a["sentence"], b["sentence"]) <= 1e-6
 
 
+@pytest.mark.slow  # every method budget-solved
 def test_budget_solver_matches_lora_r8(shapes, lora_sources, tmp_path):
     target = 331_776
     for name in METHODS:

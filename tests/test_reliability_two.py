@@ -407,6 +407,7 @@ _LIMITED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a process per command
 @pytest.mark.parametrize("command", ["prepare", "export-dataset", "evaluate"])
 def test_a_write_the_file_system_refuses_is_one_line_and_leaves_no_temporaries(small_dataset, release_path, tmp_path,
                                                                                command):
@@ -421,6 +422,7 @@ def test_a_write_the_file_system_refuses_is_one_line_and_leaves_no_temporaries(s
     assert not out.exists() and _temporaries(tmp_path) == []
 
 
+@pytest.mark.slow  # a process per command
 @pytest.mark.parametrize("command", ["train", "export", "evaluate", "submit"])
 def test_a_full_disk_in_train_export_evaluate_and_submit_is_one_line_and_loses_nothing(trained, small_dataset, lb,
                                                                                      tmp_path, command):
@@ -516,6 +518,7 @@ def test_the_next_run_removes_the_temporaries_a_killed_writer_left(tmp_path, cli
 
 
 # ----- 18: SIGTERM to a sweep stops its training child ------------------------------------------------------------
+@pytest.mark.slow  # a sweep process and its training child
 def test_sigterm_to_a_sweep_stops_its_training_child(small_dataset, tmp_path):
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(f'out = "{tmp_path / "runs"}"\n[defaults]\ndataset = "{small_dataset.path}"\n'

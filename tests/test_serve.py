@@ -214,6 +214,7 @@ def test_search_refuses_bad_input_before_loading(cli, small_dataset):
     assert_one_line_error(cli("search", "x", "-l", "xx", "--dataset", small_dataset.path), "unknown language")
 
 
+@pytest.mark.slow  # gunicorn and its worker processes
 def test_the_app_factory_runs_under_gunicorn_with_workers(tiny_run, small_dataset, tmp_path):
     """As Annif deploys: gunicorn with uvicorn workers, configured by environment variables."""
     env = {"ELSST_SERVE_MODEL": str(tiny_run), "ELSST_SERVE_DATASET": str(small_dataset.path),
@@ -260,6 +261,7 @@ def test_check_builds_everything_and_exits_without_serving(cli, tiny_run, small_
     assert any((tmp_path / "cache").rglob("*.npz"))  # the pool is in the cache for the workers that follow
 
 
+@pytest.mark.slow  # OpenVINO's export and int8 quantisation
 def test_the_openvino_backend_serves_a_static_int8_export_and_reuses_it(cli, tiny_run, small_dataset, tmp_path):
     """`--backend openvino`: the merged run exported to OpenVINO and quantised to int8 (FakeQuantize on the
     MatMuls), built once into the cache and reused; its answers are the fp32 model's up to quantisation noise."""

@@ -116,6 +116,7 @@ def test_bad_sweep_file_on_the_command_line(tmp_path, cli):
     assert_one_line_error(cli("sweep", tmp_path / "nope.toml"), "does not exist")
 
 
+@pytest.mark.slow  # sweep processes that train, submit and render
 def test_sweep_trains_submits_renders_and_a_second_pass_does_nothing(small_dataset, tmp_path, cli):
     board = new_board(tmp_path, small_dataset)
     before = snapshot(board)
@@ -159,6 +160,7 @@ tasks = ["synonym"]
     assert snapshot(board) == board_files
 
 
+@pytest.mark.slow  # a sweep process killed and rerun
 def test_sweep_resumes_an_interrupted_run(small_dataset, tmp_path):
     path = sweep_file(tmp_path, small_dataset.path, None, """
 [[runs]]
@@ -181,6 +183,7 @@ epochs = 2
     assert any("resuming lora" in line for line in lines)
 
 
+@pytest.mark.slow  # sweep processes
 def test_a_failing_run_stops_the_sweep_with_its_own_message(small_dataset, tmp_path, cli):
     path = sweep_file(tmp_path, small_dataset.path, None, '[[runs]]\nid = "e"\nadapter = "eigenlorax"\n')
     assert_one_line_error(cli("sweep", path, "--quiet"), "eigenlorax needs --sources")

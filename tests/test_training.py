@@ -75,6 +75,7 @@ def test_same_seed_gives_bit_identical_adapter_tensors(small_dataset, tmp_path):
     assert any(not bool((a[k] == c[k]).all()) for k in a)
 
 
+@pytest.mark.slow  # a training process SIGKILLed, then resumed
 def test_sigkill_then_resume_reaches_the_same_metrics(small_dataset, tmp_path):
     exe = Path(sys.executable).parent / "elsst-bench"
     args = ["train", "--adapter", "lora", "--dataset", str(small_dataset.path), "-l", "en,de", "--epochs", "3",
@@ -237,6 +238,7 @@ def _methods_with_reload_hooks() -> list[str]:
             if any(getattr(type(get_method(name)), h) is not getattr(Method, h) for h in hooks)]
 
 
+@pytest.mark.matrix("adapter")
 @pytest.mark.parametrize("adapter", _methods_with_reload_hooks())
 def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(small_dataset, tmp_path, adapter):
     """The Trainer reloads adapter checkpoints through the public path (with the method's reload hooks)."""

@@ -24,6 +24,7 @@ def lora_sources(small_dataset, tmp_path_factory):
             for task in ("synonym", "crosslingual")]
 
 
+@pytest.mark.matrix("method")
 @pytest.mark.parametrize("method", available_methods())  # every registry entry, baselines included
 def test_method_trains_saves_evaluates_and_exports(method, small_dataset, tmp_path, cli, lora_sources):
     extra = {"sources": lora_sources} if method == "eigenlorax" else {}
