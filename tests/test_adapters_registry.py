@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from import_graph import graph
 
 from elsst_bench import adapters
 from elsst_bench.adapters import (
@@ -73,51 +74,20 @@ def test_the_adapter_library_does_not_know_the_packaged_model():
                 assert node.module != "elsst_bench.models", path.name
 
 
-def _package_imports(path: Path) -> set[str]:
-    """The elsst_bench modules a file imports, at module level or inside functions (absolute dotted names)."""
-    module = ".".join(path.relative_to(PACKAGE.parent.parent).with_suffix("").parts)
-    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(".__init__")
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if target.startswith("elsst_bench"):
-                found.add(target)
-                found.update(f"{target}.{a.name}" for a in node.names)  # `from .. import runs` names a module
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("elsst_bench"))
-    return found
-
-
 def test_the_adapter_library_imports_nothing_above_itself_even_transitively():
     """Issue 30's loop (adapters -> runs -> models -> adapters) cannot come back: everything the adapter package
     reaches, following every import of every module it reaches (function-level ones included), is the package
     itself or one of the base modules below it."""
-    root = PACKAGE.parent
     base = {"elsst_bench", "elsst_bench.errors", "elsst_bench.jsontypes", "elsst_bench.atomic", "elsst_bench.lazy",
             "elsst_bench.outputs", "elsst_bench.paths"}
-
-    def file_of(name: str) -> Path | None:
-        parts = name.split(".")[1:]
-        candidate = root.joinpath(*parts)
-        if candidate.with_suffix(".py").is_file():
-            return candidate.with_suffix(".py")
-        return candidate / "__init__.py" if (candidate / "__init__.py").is_file() else None
-
-    seen, todo = set(), [p for p in PACKAGE.glob("*.py")]
+    edges = graph()
+    todo = [name for name in edges if name.startswith("elsst_bench.adapters")]
+    seen = set(todo)
     while todo:
-        path = todo.pop()
-        for name in _package_imports(path):
-            target = file_of(name)
-            if target is None or target in seen:
-                continue
+        name = todo.pop()
+        for target in edges[name] - seen:
+            assert target.startswith("elsst_bench.adapters") or target in base, f"{name} reaches {target}"
             seen.add(target)
-            dotted = ".".join(target.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
-            assert dotted.startswith("elsst_bench.adapters") or dotted in base, f"{path.name} reaches {dotted}"
             todo.append(target)
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .root import app
 from .common import print_json, print_table
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .root import app
 from ..progress import quiet_libraries
 from .common import VOCABULARY, device_help, either, old_spelling, print_json, print_table, split_list
 

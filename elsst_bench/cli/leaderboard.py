@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .root import app
 from .common import VOCABULARY, either, old_spelling, print_json, print_table, split_list
 
 _BOARD_HELP = "Leaderboard directory (benchmark.json, entries/). Default: leaderboards/."

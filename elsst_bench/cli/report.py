@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from .root import app
 
 
 @app.command()

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .root import app
 from .common import device_help, split_list
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .root import app
 from ..progress import quiet_libraries
 from .common import print_table
 

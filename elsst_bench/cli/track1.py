@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .root import app
 from .common import device_help, old_spelling, print_json, print_table, runs_dir_from, runs_dir_option
 
 track1 = typer.Typer(help="Track 1 (implicit concept retrieval) from a local copy of its files: check them, score "

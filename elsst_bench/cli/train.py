@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import BenchError
-from . import app
+from .root import app
 from ..progress import quiet_libraries
 from ..training.recipes import DEFAULT_HARD_NEGATIVES, DEFAULT_MIN_GRADE, PLAIN
 from .common import device_help, old_spelling, print_json, print_table, runs_dir_from, runs_dir_option, split_list
