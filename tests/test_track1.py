@@ -143,7 +143,6 @@ def test_a_release_that_breaks_the_schema_is_one_line(release, tmp_path, small_d
     assert_one_line_error(cli("track1", "check", root, "--dataset", small_dataset.path), fragment)
 
 
-@pytest.mark.slow  # ranx's Qrels/Run compile numba's typed dicts, ~30 s per process
 def test_the_four_metrics_against_a_computation_by_hand():
     positives = {"a": ["c1", "c9"], "b": ["c4"], "c": ["c100"], "d": ["c2", "c3", "c5"]}
     ranked = {"a": ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10"],
@@ -205,7 +204,6 @@ def test_every_rule_of_a_submission_is_enforced(loaded, change, fragment):
         check_submission(change(_valid(loaded)), loaded)
 
 
-@pytest.mark.slow  # ranx's Qrels/Run compile numba's typed dicts, ~30 s per process
 def test_end_to_end_on_the_synthetic_release(release, small_dataset, tmp_path, cli):
     import os
 
