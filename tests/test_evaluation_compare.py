@@ -24,7 +24,6 @@ def two_runs(prepared_en, tmp_path_factory):
     return base / "run0", base / "run1"
 
 
-@pytest.mark.slow  # randomisation tests over every task
 def test_compare_reports_both_runs_per_task_with_p_values(prepared_en, two_runs):
     entries = compare_runs(list(two_runs), prepared_en)
     assert [e["task"] for e in entries] == ["broader", "synonym", "definition"]

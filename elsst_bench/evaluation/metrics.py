@@ -30,6 +30,7 @@ does that once per process.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -74,6 +75,29 @@ def warm_up() -> None:
     _ranx_evaluate(qrels, run, BINARY_METRICS)
     _ranx_evaluate(qrels, run, ("ndcg@10",))
     _warm = True
+
+
+def per_query(ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, float]], metrics: Sequence[str],
+              width: int = CUTOFF) -> dict[str, np.ndarray]:
+    """``{metric: values}`` per query, in the order of ``qrels``' keys, for rankings ``{query: [id, ...]}`` and
+    judgments ``{query: {id: grade}}`` keyed by strings (compare's rankings, Track 1's submissions). The ids become
+    integers and the arrays go to the kernels above, compiled once and cached on disk; ranx's ``Qrels``/``Run``
+    dictionaries instead compile about 30 s of numba code in every process. A query missing from ``ranked`` has an
+    empty ranking; the first ``width`` distinct ids of a ranking are read."""
+    queries = list(qrels)
+    if not queries:
+        return {metric: np.zeros(0) for metric in metrics}
+    ids: dict[str, int] = {}
+    rows = np.full((len(queries), width), -1, dtype=np.int64)
+    for i, query in enumerate(queries):
+        row = [ids.setdefault(d, len(ids)) for d in list(dict.fromkeys(ranked.get(query, ())))[:width]]
+        rows[i, :len(row)] = row
+    judged = [(i, ids.setdefault(d, len(ids)), grade) for i, query in enumerate(queries)
+              for d, grade in qrels[query].items()]
+    query_rows, concept, grades = (np.array(column, dtype=np.float64) for column in zip(*judged)) if judged else (
+        np.zeros(0),) * 3
+    table = qrels_array(query_rows.astype(np.int64), concept, grades, len(queries))
+    return _ranx_evaluate(table, run_array(rows, width), tuple(metrics))
 
 
 def check_no_repeats(rankings: Rankings, k: int = CUTOFF) -> None:

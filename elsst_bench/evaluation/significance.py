@@ -11,16 +11,15 @@ language.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from ..errors import DataError
 from ..metric_names import PRIMARY_METRIC
 from ..runs import RANKINGS
 from ..tasks import TASKS, open_prepared, resolve_selection
-from .metrics import CUTOFF
+from .metrics import per_query
 from .paired import PERMUTATIONS, SEED, fisher, fisher_batch, holm
-from .rankings import rank_scores, ranking_name, read_trec
+from .rankings import ranking_name, read_trec
 from .report import load_metrics
 
 COMPARE_METRIC = "ndcg@10"  # ranx's name; on the graded qrels it is metrics.json's PRIMARY_METRIC
@@ -61,10 +60,6 @@ def compare_runs(paths: list[str | Path], dataset: str | Path, split: str = "tes
     after Holm's correction over the pairs of the entry at level ``max_p``."""
     if not 0 < max_p < 1:
         raise DataError(f"--max-p is a significance level between 0 and 1 (exclusive), got {max_p:g}")
-    import numpy as np
-    from numba.core.errors import NumbaTypeSafetyWarning
-    from ranx import Qrels, Run, evaluate
-
     runs = load_runs(paths, split)
     split = runs[0][1].get("split", split)
     ds = open_prepared(dataset)
@@ -88,23 +83,17 @@ def compare_runs(paths: list[str | Path], dataset: str | Path, split: str = "tes
             for name, content, base in runs:
                 rel = content.get("rankings", {}).get(task, {}).get(lang) or f"{RANKINGS}/{ranking_name(task, lang, split)}"
                 ranked = read_trec(base / rel)
-                per_run.append(rank_scores({q: ranked.get(q, []) for q in qrels}, k=CUTOFF))
+                per_run.append({q: ranked.get(q, []) for q in qrels})
             cache[lang] = (qrels, per_run)
         for group in groups:
             qrels_dict = {f"{lang}/{q}": dict(j) for lang in group for q, j in cache[lang][0].items()}
             if not qrels_dict:
                 continue
-            order = sorted(qrels_dict)
+            order = {q: qrels_dict[q] for q in sorted(qrels_dict)}
             scores = []
             for i in range(len(runs)):
-                run_dict = {f"{lang}/{q}": (docs or {"<none>": 0.0}) for lang in group
-                            for q, docs in cache[lang][1][i].items()}
-                with warnings.catch_warnings():  # ranx's own uint64 -> int64 id-hash cast, harmless
-                    warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
-                    per_query = evaluate(Qrels(qrels_dict), Run(run_dict), COMPARE_METRIC, return_mean=False,
-                                         make_comparable=True)
-                by_id = dict(zip(sorted(qrels_dict), np.asarray(per_query, dtype=np.float64)))
-                scores.append(np.array([by_id[q] for q in order]))
+                ranked = {f"{lang}/{q}": docs for lang in group for q, docs in cache[lang][1][i].items()}
+                scores.append(per_query(ranked, order, (COMPARE_METRIC,))[COMPARE_METRIC])
             pairs = {(i, j): (scores[i], scores[j]) for i in range(len(runs)) for j in range(i + 1, len(runs))}
             pvalues = fisher_batch(pairs) if n_permutations == PERMUTATIONS else {
                 k: fisher(*v, n=n_permutations) for k, v in pairs.items()}

@@ -6,9 +6,8 @@
 - Recall@5, Recall@10: |P ∩ top k| / |P|.
 
 Computed by ranx (``ndcg@10``, ``mrr``, ``recall@5``, ``recall@10``), whose definitions these are, through the
-array kernels the benchmark's own metrics use (:mod:`elsst_bench.evaluation.metrics`: compiled once and cached on
-disk; ranx's ``Qrels``/``Run`` dictionaries compile about 30 s of numba code in every process): concept ids become
-integers, a ranking's order is its list order (rank-derived scores, so ties cannot reorder it). The tests check
+array kernels the benchmark's own metrics use (:func:`elsst_bench.evaluation.metrics.per_query`); a ranking's order
+is its list order (rank-derived scores, so ties cannot reorder it). The tests check
 every number against a computation by hand. How the hosted evaluator breaks ties or cuts MRR is not published: if it
 cuts MRR at 10, the two agree whenever a positive is in the top 10 and differ (ours > 0, theirs 0) otherwise.
 """
@@ -24,22 +23,8 @@ METRICS = (PRIMARY, "mrr", "recall@5", "recall@10")
 def score(ranked: Mapping[str, Sequence[str]], positives: Mapping[str, Sequence[str]]) -> dict[str, float]:
     """``{metric: mean over the passages of positives}`` for rankings ``{passage id: [concept id, ...]}``; a passage
     missing from ``ranked`` counts as an empty ranking (0 on every metric)."""
-    import numpy as np
+    from ..evaluation.metrics import per_query
 
-    from ..evaluation.metrics import _ranx_evaluate, qrels_array, run_array
-
-    passages = list(positives)
-    if not passages:
-        return {metric: 0.0 for metric in METRICS}
-    ids: dict[str, int] = {}
-    lists = [[ids.setdefault(cid, len(ids)) for cid in ranked.get(pid, ())] for pid in passages]
-    width = max(10, *(len(row) for row in lists))  # nDCG@10 and Recall@10 read ten places; MRR the whole list
-    rows = np.full((len(passages), width), -1, dtype=np.int64)
-    for i, row in enumerate(lists):
-        rows[i, :len(row)] = row
-    judged = [(i, ids.setdefault(cid, len(ids))) for i, pid in enumerate(passages) for cid in dict.fromkeys(positives[pid])]
-    query = np.array([i for i, _ in judged], dtype=np.int64)
-    concept = np.array([c for _, c in judged], dtype=np.float64)
-    qrels = qrels_array(query, concept, np.ones(len(judged)), len(passages))
-    values = _ranx_evaluate(qrels, run_array(rows, width), METRICS)
-    return {metric: float(np.mean(values[metric])) for metric in METRICS}
+    width = max(10, *(len(ranked.get(pid, ())) for pid in positives)) if positives else 10  # MRR reads it all
+    values = per_query(ranked, {pid: dict.fromkeys(cids, 1) for pid, cids in positives.items()}, METRICS, width)
+    return {metric: float(values[metric].mean()) if len(values[metric]) else 0.0 for metric in METRICS}
