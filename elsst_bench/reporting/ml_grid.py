@@ -195,11 +195,14 @@ def ml_conventions(plan) -> dict[str, Path]:
 
 
 def ml_tuning_table(plan, grid: list[Method]) -> tuple[str, dict[str, str]]:
-    """The rates tried on dev for each block with ``lr_from``, each tuning run once; ★ the one
-    :func:`elsst_bench.sweep.tuned_lr` picks (the best dev score), shown once every rate of the block is complete."""
+    """Every tuning run of the plan, in plan order, with the method whose rate it picks; ★ the one
+    :func:`elsst_bench.sweep.tuned_lr` picks (the best dev score), shown once every rate of the block is complete.
+    A tuning run no block picks from yet (an option tuned with the rate and picked by hand: DeLoRA's λ) is named
+    by its method and options."""
+    from elsst_bench.adapters import method_info
     from elsst_bench.sweep import state, tuned_lr, tuning_runs
 
-    rows, picked, listed = [], {}, set()
+    owner, picked = {}, {}
     for g in grid:
         if not g.tuned:
             continue
@@ -207,17 +210,20 @@ def ml_tuning_table(plan, grid: list[Method]) -> tuple[str, dict[str, str]]:
         choice = tuned_lr(plan, first)
         if choice:
             picked[g.key] = choice[1]
-        for cand in tuning_runs(plan, first):
-            if cand.id in listed:  # a later block reusing these rates (a recipe row at plain's rate): listed once
-                continue
-            listed.add(cand.id)
-            status = state(cand)
-            if status == "complete":
-                dev = f"{read_config(cand.run_dir)['best_dev_score']:.4f}"
-            else:
-                dev = "running" if status == "partial" else "not run yet"
-            rows.append([f"`{g.label}`" + (" ★" if choice and choice[1] == cand.id else ""), f"`{cand.id}`",
-                         f"{cand.config.lr:g}", dev])
+        for cand in tuning_runs(plan, first):  # a later block reusing these rates (a recipe row): the first owns
+            owner.setdefault(cand.id, f"`{g.label}`" + (" ★" if choice and choice[1] == cand.id else ""))
+    rows = []
+    for cand in plan.runs:
+        if not cand.id.startswith("tuning/"):
+            continue
+        if cand.id not in owner:
+            values = {**method_info(cand.config.adapter).config_class.defaults(), **cand.config.options}
+            options = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(values.items()))
+            owner[cand.id] = f"`{cand.config.adapter}" + (f" ({options})" if options else "") + "`, no pick yet"
+        status = state(cand)
+        dev = (f"{read_config(cand.run_dir)['best_dev_score']:.4f}" if status == "complete"
+               else "running" if status == "partial" else "not run yet")
+        rows.append([owner[cand.id], f"`{cand.id}`", f"{cand.config.lr:g}", dev])
     return table(rows, ["method", "run", "lr", "dev score"]), picked
 
 
