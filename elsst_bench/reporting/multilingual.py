@@ -177,8 +177,10 @@ def ml_recipe_comparison(grid: list[Method], langs: dict[str, list[str]]) -> tup
     plain = {twin_key(config[g.key]): g for g in trained if recipe_of(config[g.key]) == "plain"}
     pairs = []
     for g in trained:
+        if recipe_of(config[g.key]) == "plain":  # two plain rows may share their options (HRA: dev picked its default)
+            continue
         twin = plain.get(twin_key(config[g.key]))
-        if twin is None or twin is g:
+        if twin is None:
             continue
         mine, theirs = dict(zip(g.seeds, g.done)), dict(zip(twin.seeds, twin.done))
         seeds = sorted(set(mine) & set(theirs))
