@@ -44,14 +44,12 @@ def run_spectra(run_dir: Path) -> dict[str, dict]:
     config = runs.read_complete(run_dir)
     if not runs.trains(config["adapter"]):
         return {}
-    model, _ = runs.load_run(run_dir)
-    from .models import check_finite
+    from .models import check_finite, load_sentence_transformer, locate
 
+    model, _ = runs.load_run(run_dir)
     check_finite(model, f"run {run_dir}")  # the SVD of a NaN update crashes; a tampered run is refused in one line
     if runs.is_adapter(config["adapter"]):
         return adapter_spectra(model)
-    from .models import load_sentence_transformer, locate
-
     base = load_sentence_transformer(locate(config["model"]), device="cpu")
     tuned = find_target_modules(model)
     original = find_target_modules(base)

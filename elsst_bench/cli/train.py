@@ -138,7 +138,6 @@ def inspect(
 ) -> None:
     """Trainable parameters, train time, peak memory, singular-value spectra and effective rank of ΔW."""
     from .. import diagnostics
-    from ..progress import quiet_libraries
 
     quiet_libraries()  # loading prints no bar, so a refusal after it is the only line
 

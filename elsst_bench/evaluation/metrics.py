@@ -94,9 +94,8 @@ def per_query(ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[s
         rows[i, :len(row)] = row
     judged = [(i, ids.setdefault(d, len(ids)), grade) for i, query in enumerate(queries)
               for d, grade in qrels[query].items()]
-    query_rows, concept, grades = (np.array(column, dtype=np.float64) for column in zip(*judged)) if judged else (
-        np.zeros(0),) * 3
-    table = qrels_array(query_rows.astype(np.int64), concept, grades, len(queries))
+    table = np.array(judged, dtype=np.float64).reshape(-1, 3)  # (query row, id, grade) per judgment
+    table = qrels_array(table[:, 0].astype(np.int64), table[:, 1], table[:, 2], len(queries))
     return _ranx_evaluate(table, run_array(rows, width), tuple(metrics))
 
 
