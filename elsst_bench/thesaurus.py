@@ -106,6 +106,7 @@ class Thesaurus:
                 children[p].append(cid)
         self._children = {cid: tuple(sorted(c)) for cid, c in children.items()}
         self._ancestor_cache: dict[str, dict[str, int]] = {}
+        self._wup_cache: dict[tuple[str, str], float] = {}  # scoring asks for the same pairs run after run
 
     # ----- views -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -216,7 +217,10 @@ class Thesaurus:
         """Wu–Palmer similarity in [0, 1] over the polyhierarchy (see module docstring)."""
         if a == b:
             return 1.0
-        return self._best_common(a, b)[0]
+        sim = self._wup_cache.get((a, b))
+        if sim is None:
+            sim = self._wup_cache[(a, b)] = self._best_common(a, b)[0]
+        return sim
 
     def cycles(self) -> list[list[str]]:
         """Broader cycles among live concepts, sorted: strongly connected components of size > 1, and a

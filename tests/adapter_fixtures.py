@@ -97,6 +97,23 @@ def fresh_default():
     return copy.deepcopy(default_model())
 
 
+def tiny_model():
+    """The tests' tiny random BERT (tests/tiny_model.py, ``$ELSST_BENCH_MODEL``), loaded once per process: the
+    base of the registry-wide lifecycle, whose checks (identity at init, only the adapter trains, save/load,
+    merging) hold whatever the width, as PEFT's own test matrix runs on tiny random models."""
+    if "tiny" not in _DEFAULT:
+        from elsst_bench.models import load_sentence_transformer
+
+        model = load_sentence_transformer(os.environ["ELSST_BENCH_MODEL"])
+        model.eval()
+        _DEFAULT["tiny"] = model
+    return _DEFAULT["tiny"]
+
+
+def fresh_tiny():
+    return copy.deepcopy(tiny_model())
+
+
 def features(model, texts=TEXTS) -> dict:
     return dict(model.preprocess(list(texts)))
 

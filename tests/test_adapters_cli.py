@@ -1,4 +1,5 @@
-"""`elsst-bench adapters`: the listing, and bad input -> exit status 2 with one line on stderr."""
+"""`elsst-bench adapters`: the listing (in the test process: every method budget-solved on the tests' tiny base), and
+bad input -> exit status 2 with one line on stderr (the console script, in a process of its own)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-@pytest.mark.slow  # a process; every method budget-solved
-def test_lists_every_adapter_with_formula_and_source():
-    result = run("adapters")
+def test_lists_every_adapter_with_formula_and_source(cli):
+    result = cli("adapters")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n\n")[0].splitlines()  # the table; a note on the counted column follows it
     for name in available_adapters():
@@ -43,23 +43,22 @@ def test_json_for_one_adapter():
                    "summary": method_info("orthogeolora").summary}
 
 
-@pytest.mark.slow  # a process; every method budget-solved
-def test_json_lists_the_registry():
-    result = run("adapters", "--json")
+def test_json_lists_the_registry(cli):
+    result = cli("adapters", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [{k: v for k, v in row.items() if k != "budget_params"} for row in rows] == describe_adapters()
 
 
 @pytest.mark.slow  # every method applied for real
-def test_counts_at_the_budget_are_what_apply_adapter_trains():
+def test_counts_at_the_budget_are_what_apply_adapter_trains(cli):
     """The listing's count column, on the tests' base model, against adapters applied for real."""
     import torch
 
     from elsst_bench.adapters import apply_adapter, count_trainable
     from elsst_bench.models import load_sentence_transformer
 
-    result = run("adapters", "--json", "--budget", "lora-r4")
+    result = cli("adapters", "--json", "--budget", "lora-r4")
     assert result.returncode == 0, result.stderr
     shown = {row["name"]: row["budget_params"] for row in json.loads(result.stdout)}
     torch.manual_seed(0)

@@ -1,5 +1,6 @@
-"""Every adapter on the offline default model (all-MiniLM-L6-v2): identity at init, training touches only the
-adapter, save/load round trip, merge equivalence, parameter counts, budgets and bad adapter files."""
+"""Every adapter of the registry: identity at init, training touches only the adapter, save/load round trip, merge
+equivalence (the lifecycle, on the tests' tiny random BERT, as PEFT's own matrix runs on tiny random models), and
+on all-MiniLM-L6-v2, whose numbers are known: parameter counts, budgets, equality with PEFT, bad adapter files."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ from adapter_fixtures import (
     encode,
     features,
     fresh_default,
+    fresh_tiny,
     max_diff,
     one_intra_op_thread,
     random_lora_sources,
+    tiny_encoder,
+    tiny_model,
     train_steps,
 )
+from tiny_model import LINEAR_LAYERS
 from elsst_bench.adapters import (
     adapted_layers,
     adapter_config,
@@ -90,6 +95,21 @@ def lora_sources(tmp_path_factory):
     return random_lora_sources(tmp_path_factory.mktemp("sources"), fresh_default)
 
 
+@pytest.fixture(scope="module")
+def tiny():
+    """The lifecycle's base, the tiny random BERT: its identity, features, outputs, target shapes and two random
+    LoRA sources, as the fixtures above give them for all-MiniLM-L6-v2."""
+    import tempfile
+    from types import SimpleNamespace
+
+    base = tiny_model()
+    feats = features(base)
+    sources = random_lora_sources(Path(tempfile.mkdtemp(prefix="tiny-sources-")), fresh_tiny)
+    return SimpleNamespace(base=base, identity=infer_base_identity(base), feats=feats, reference=encode(base, feats),
+                           shapes={n: (m.out_features, m.in_features) for n, m in find_target_modules(base).items()},
+                           sources=sources)
+
+
 def extra_options(name, lora_sources, options=None):
     """The options and what the training layer hands the method with them (GeLoRA and LoRA's EVA and CorDA inits:
     sample texts; EigenLoRAx: its source adapters)."""
@@ -99,8 +119,8 @@ def extra_options(name, lora_sources, options=None):
     return {**options, **method_info(name).training_inputs(anchors, lora_sources, options, positives=positives)}
 
 
-def peft_own_count(name, rank, config):
-    """What PEFT itself trains with the tuner's config on the whole bare transformer, built by one
+def peft_own_count(name, rank, config, fresh=fresh_default):
+    """What PEFT itself trains with the tuner's config on the whole bare transformer of ``fresh()``, built by one
     ``get_peft_model`` call: another path than the adapter library's count, which builds one module per shape."""
     import warnings
 
@@ -110,7 +130,7 @@ def peft_own_count(name, rank, config):
 
     method = get_method(name)
     assert isinstance(method, PeftTuner)
-    bare = fresh_default()[0].auto_model
+    bare = fresh()[0].auto_model
     shapes = {n: (m.out_features, m.in_features) for n, m in find_target_modules(bare).items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -118,13 +138,13 @@ def peft_own_count(name, rank, config):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def expected_count(name, shapes, rank=8, config=None):
-    """Independent parameter formulas (docs/methods.md) over the 36 target shapes; PEFT's own count for the tuners
-    of .peft_tuners."""
+def expected_count(name, shapes, rank=8, config=None, fresh=fresh_default):
+    """Independent parameter formulas (docs/methods.md) over the target shapes of ``fresh()``; PEFT's own count for
+    the tuners of .peft_tuners."""
     from elsst_bench.adapters.peft_tuners import PeftTuner
 
     if isinstance(get_method(name), PeftTuner):
-        return peft_own_count(name, rank, config)
+        return peft_own_count(name, rank, config, fresh)
     if name in ("lora", "smoa", "pissa"):
         return sum(rank * (o + i) for o, i in shapes.values())
     if name == "orthogeolora":
@@ -167,13 +187,17 @@ VARIANTS = [("lora", {"init": init}) for init in LORA_INIT_NAMES if init != "def
 @pytest.mark.matrix("name", "options")
 @pytest.mark.parametrize("name, options", [(m, {}) for m in METHODS] + VARIANTS,
                          ids=list(METHODS) + [f"lora-{k}={v}" for _, o in VARIANTS for k, v in o.items()])
-def test_lifecycle(name, options, base, identity, feats, reference, shapes, lora_sources, tmp_path):
-    model = fresh_default()
+def test_lifecycle(name, options, tiny, tmp_path):
+    """Every method (and LoRA variant) on the tiny random BERT: identity at initialisation, only the adapter
+    trains, save/load and a checkpoint reload reproduce the outputs, the ΔW spectra, merging."""
+    feats, reference, lora_sources = tiny.feats, tiny.reference, tiny.sources
+    model = fresh_tiny()
     before = {id(p): p.detach().clone() for p in model.parameters()}
-    layers = apply_adapter(model, name, rank=8, base_model=identity, **extra_options(name, lora_sources, options))
-    assert len(layers) == 36 and all(callable(layer.delta_weight) for layer in layers)
+    layers = apply_adapter(model, name, rank=8, base_model=tiny.identity, **extra_options(name, lora_sources, options))
+    assert len(layers) == LINEAR_LAYERS and all(callable(layer.delta_weight) for layer in layers)
     config = adapter_config(model)
-    assert count_trainable(model) == expected_count(name, shapes, 8, config) == config["trainable_params"]
+    assert count_trainable(model) == expected_count(name, tiny.shapes, 8, config, fresh_tiny) == config[
+        "trainable_params"]
 
     # 1. identity at initialisation
     out = encode(model, feats)
@@ -210,24 +234,24 @@ def test_lifecycle(name, options, base, identity, feats, reference, shapes, lora
     # 3. save / load into a fresh base model reproduces the outputs
     directory = save_adapter(model, tmp_path / "adapter")
     saved = json.loads((directory / "adapter_config.json").read_text())
-    assert saved["method"] == name and saved["rank"] == 8 and len(saved["target_modules"]) == 36
-    assert saved["base_model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2" and saved["base_model"]["sha256"]
+    assert saved["method"] == name and saved["rank"] == 8 and len(saved["target_modules"]) == LINEAR_LAYERS
+    assert saved["base_model"] == tiny.identity and saved["base_model"]["sha256"]
     assert saved["trainable_params"] == count_trainable(model)
-    reloaded = fresh_default()
+    reloaded = fresh_tiny()
     load_adapter(reloaded, directory)
     assert max_diff(encode(reloaded, feats)["sentence"], adapted["sentence"]) <= 1e-6
     assert adapter_config(reloaded)["options"] == saved["options"]
     assert count_trainable(reloaded) == count_trainable(model)
-    resumed = fresh_default()  # checkpoint reload (what training's --resume does): the same adapter, then its tensors
+    resumed = fresh_tiny()  # checkpoint reload (what training's --resume does): the same adapter, then its tensors
     apply_adapter(resumed, name, rank=8, **extra_options(name, lora_sources, options))
     load_adapter_weights(resumed, directory)
     assert max_diff(encode(resumed, feats)["sentence"], adapted["sentence"]) <= 1e-6
 
     # 4. diagnostics: singular values of ΔW (checked against the merged weights below)
-    probe = [saved["target_modules"][i] for i in (0, 16, 35)]  # q of block 0, FFN-in of 2, FFN-out of 5
+    probe = [saved["target_modules"][i] for i in (0, 4, 11)]  # q of block 0, its FFN-in, FFN-out of block 1
     spectra = adapter_spectra(model, probe)
     assert list(spectra) == probe
-    originals = {n: m.weight.detach().clone() for n, m in find_target_modules(base).items()}
+    originals = {n: m.weight.detach().clone() for n, m in find_target_modules(tiny.base).items()}
 
     # 5. merging: same outputs, plain nn.Linear layers, ΔW = W_merged − W0
     merge_adapter(model)
@@ -295,6 +319,45 @@ def test_budget_solver_matches_lora_r8(shapes, lora_sources, tmp_path):
             assert count_trainable(reloaded) == count_trainable(model)
             assert adapter_config(reloaded)["budget"] == config["budget"]
     assert adapter_config(model)["trainable_params"] == 16 * sum(i for _, i in shapes.values())
+
+
+@pytest.mark.matrix("name")
+@pytest.mark.parametrize("name", METHODS)
+def test_the_budget_search_stops_early_exactly_where_counts_are_monotone_and_picks_what_the_full_one_picks(
+        name, shapes, monkeypatch):
+    """A method declares its budget counts monotone (``budget_monotone``) exactly when they are, on MiniLM's shapes
+    and a tiny encoder's; where it does, the solver stops once it is past the best candidate and settles on the same
+    knob, count and note as the search over every candidate, for budgets on both sides of most knobs' range."""
+    method = get_method(name)
+    monotone = []
+    for where in (shapes, {n: (m.out_features, m.in_features) for n, m in find_target_modules(tiny_encoder()).items()}):
+        options = method.resolve_options(8, {"k": 2} if name == "eigenlorax" else {}, where)
+        full = list(method.budget_candidates(where, 8, options))
+        counts = [count for count, _, _ in full]
+        monotone.append(counts == sorted(counts) or counts == sorted(counts, reverse=True))
+        read = []
+
+        def replay(*args, full=full, read=read):
+            for candidate in full:
+                read.append(candidate)
+                yield candidate
+
+        monkeypatch.setattr(method, "budget_candidates", replay)
+        for n in (1, 4, 8, 16, 64):
+            read.clear()
+            early = solve_budget(method, where, f"lora-r{n}", 8, options)
+            stopped = len(read)
+            assert early == solve_budget(method, where, f"lora-r{n}", 8, options, exhaustive=True), (name, n)
+            target = early[2]["target_params"]
+            distance = [abs(count - target) for count in counts]
+            over = [count > target for count in counts]
+            # the rule, over the whole list: stop after the first candidate on the budget, past it (the other side
+            # from the first), or farther from it than the one before; where counts are monotone, none after wins
+            ends = [j for j in range(len(full)) if distance[j] == 0 or (j and (over[j] != over[0]
+                                                                                or distance[j] > distance[j - 1]))]
+            assert stopped == (ends[0] + 1 if method.budget_monotone and ends else len(full)), (name, n)
+        monkeypatch.undo()
+    assert method.budget_monotone == all(monotone)
 
 
 def test_gelora_records_ids_and_ranks_and_reloads_without_texts(tmp_path, feats):

@@ -343,3 +343,40 @@ def test_the_recount_is_what_training_builds(name, setup, exact, tiny_lora_sourc
     check_trainable_params(entry, "entry.json")
     with pytest.raises(DataError, match=rf"^entry.json: trainable_params is {built + 1}, but {name}"):
         check_trainable_params({**entry, "trainable_params": built + 1}, "entry.json")
+
+
+def test_check_rows_refuses_exactly_what_check_ranked_refuses_and_with_its_words():
+    """The array check of stored rankings against the per-query rules' own home, on random rankings of a
+    hand-made pool with faults put in at random (a row outside the pool, a concept twice, the query's own)."""
+    import numpy as np
+
+    from elsst_bench.leaderboard.benchmark import Reference
+    from elsst_bench.leaderboard.validate import check_ranked, check_rows
+
+    rng = np.random.default_rng(0)
+    pool = tuple(f"c{i:03d}" for i in range(40))
+    qids = tuple(f"q{i:02d}" for i in range(12))
+    for own in (None, {q: pool[i] for i, q in enumerate(qids)}):
+        ref = Reference("broader", "en", pool, {c: i for i, c in enumerate(pool)}, qids, {}, own)
+        outcomes = set()
+        for trial in range(300):
+            rows = np.stack([rng.choice([r for r in range(40) if own is None or r != i], 10, replace=False)
+                             for i in range(len(qids))])
+            for _ in range(trial % 3):  # 0, 1 or 2 faults
+                q, k = rng.integers(len(qids)), rng.integers(10)
+                rows[q, k] = [-1, 40 + int(rng.integers(5)), rows[q, (k + 1) % 10], q][rng.integers(4)]
+            expected = None
+            try:
+                for qid, ranked in zip(qids, rows.tolist()):
+                    check_ranked("here", qid, ranked, ref)
+            except DataError as err:
+                expected = str(err)
+            try:
+                check_rows("here", qids, rows, ref)
+                got = None
+            except DataError as err:
+                got = str(err)
+            assert got == expected, rows
+            outcomes.add(expected.split(" ranks ")[1].split()[0] if expected else None)
+        assert None in outcomes and "pool" in outcomes and "concept" in outcomes  # clean arrays and each fault met
+        assert ("its" in outcomes) == (own is not None)

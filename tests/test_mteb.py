@@ -1,8 +1,9 @@
 """elsst_bench.mteb: the ELSST tasks inside MTEB give the benchmark's own numbers on the same model.
 
-The comparisons run ``mteb.evaluate`` and :func:`evaluate_model` on the tiny random BERT, both encoding one text
-per batch, so that both see bitwise the same embeddings; what is left is how each scores them (FAISS here, torch
-in MTEB), a few float32 ulps. Two candidates whose cosines are closer than that may be ordered either way, so a
+The comparisons run ``mteb.evaluate`` and :func:`evaluate_model` on the tiny random BERT, both drawing their
+embeddings from one table (:func:`share_embeddings`: each text encoded once, the same vector handed to both), so
+that both see bitwise the same embeddings; what is left is how each scores them (FAISS here, torch in MTEB), a few
+float32 ulps. Two candidates whose cosines are closer than that may be ordered either way, so a
 query whose top 11 holds such a near-tie (:func:`near_ties`) may differ by at most 1/n in a mean over n queries:
 that, on top of 1e-3, is the tolerance. docs/mteb.md explains the correspondence.
 """
@@ -30,7 +31,7 @@ from mteb.languages import check_language_code  # noqa: E402
 
 from elsst_bench import mteb as elsst_mteb  # noqa: E402
 from elsst_bench.errors import BenchError, DataError  # noqa: E402
-from elsst_bench.evaluation import EvaluationOptions, evaluate_model, score_rankings  # noqa: E402
+from elsst_bench.evaluation import evaluate_model, score_rankings  # noqa: E402
 from elsst_bench.evaluation.metrics import CUTOFF  # noqa: E402
 from elsst_bench.metric_names import METRICS, PRIMARY_METRIC  # noqa: E402
 from elsst_bench.models import load_sentence_transformer  # noqa: E402
@@ -39,7 +40,7 @@ from elsst_bench.tasks import TASKS  # noqa: E402
 TOLERANCE = 1e-3
 #: Closer cosines than this may be ordered differently by FAISS and torch (their float32 sums differ by ulps).
 NEAR_TIE = 2e-6
-ONE_TEXT_PER_BATCH = {"batch_size": 1, "show_progress_bar": False}
+QUIET = {"batch_size": 64, "show_progress_bar": False}
 PRIMARY = elsst_mteb.SCORE_KEYS[PRIMARY_METRIC]
 
 
@@ -65,9 +66,56 @@ def offline(monkeypatch):
     monkeypatch.setattr(mteb_abstask, "load_dataset", no_hub)
 
 
+def _prompt(model, entry: str, prompt: str | None, prompt_name: str | None) -> str:
+    """The prompt sentence-transformers puts before a text: the one given, else the named one, else ``query``'s
+    for ``encode_query`` and ``document``'s for ``encode_document``, else the model's default; none is ''."""
+    if prompt is not None:
+        return prompt
+    name = prompt_name or {"encode_query": "query", "encode_document": "document"}.get(entry)
+    if name not in model.prompts:
+        name = model.default_prompt_name
+    return model.prompts.get(name, "") if name else ""
+
+
+def share_embeddings(model) -> dict[str, int]:
+    """Have ``model`` encode each text once per prompt, whichever entry point asks (``encode``, ``encode_query``,
+    ``encode_document``), and hand every later request for it that same vector: MTEB and the benchmark then score
+    bitwise the same embeddings, whatever batches each asks in (a text's vector depends on its batch's padding by
+    a few ulps). The vectors are the model's own output; a caller that asks for normalised ones gets
+    x / max(‖x‖, 1e-12), as sentence-transformers gives them. Returns ``{"encoded": texts encoded so far}``."""
+    table: dict[tuple, np.ndarray] = {}
+    counts = {"encoded": 0}
+    encode = model.encode  # the model's own; encode_query and encode_document call model.encode with a prompt
+    for entry in ("encode", "encode_query", "encode_document"):
+
+        def shared(inputs, *, _entry=entry, normalize_embeddings=False, batch_size=None, show_progress_bar=None,
+                   convert_to_numpy=True, convert_to_tensor=False, **kwargs):
+            texts = [inputs] if isinstance(inputs, str) else list(inputs)
+            prompt = _prompt(model, _entry, kwargs.pop("prompt", None), kwargs.pop("prompt_name", None))
+            settings = repr(sorted((k, v) for k, v in kwargs.items() if v is not None))
+            keys = [(prompt, settings, text) for text in texts]
+            missing = list(dict.fromkeys(key for key in keys if key not in table))
+            if missing:
+                fresh = encode([key[2] for key in missing], prompt=prompt, batch_size=64, show_progress_bar=False,
+                               convert_to_numpy=True, normalize_embeddings=False, **kwargs)
+                table.update(zip(missing, np.asarray(fresh, dtype=np.float32)))
+                counts["encoded"] += len(missing)
+            out = np.stack([table[key] for key in keys]) if keys else np.zeros((0, 0), dtype=np.float32)
+            if normalize_embeddings:
+                out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+            if convert_to_tensor:
+                import torch
+
+                out = torch.from_numpy(out)
+            return out[0] if isinstance(inputs, str) else out
+
+        setattr(model, entry, shared)
+    return counts
+
+
 def run_mteb(model, made):
-    """``mteb.evaluate`` as a test runs it: no result cache, one text per batch; ``{(task, lang): scores}``."""
-    result = mteb.evaluate(model, tasks=made, cache=None, encode_kwargs=dict(ONE_TEXT_PER_BATCH),
+    """``mteb.evaluate`` as a test runs it: no result cache, no progress bars; ``{(task, lang): scores}``."""
+    result = mteb.evaluate(model, tasks=made, cache=None, encode_kwargs=dict(QUIET),
                            show_progress_bar=False, co2_tracker=False)
     names = {task.metadata.name: task.elsst_task for task in made}
     return {(names[r.task_name], scores["hf_subset"]): scores for r in result.task_results for scores in r.scores["test"]}
@@ -171,10 +219,13 @@ def test_rankings_from_run_break_ties_by_concept_id_as_the_benchmark_does():
 
 def test_mteb_evaluate_gives_the_benchmarks_metrics_on_the_same_model(small_dataset, offline):
     model = load_sentence_transformer(None)
-    ours = evaluate_model(model, small_dataset, options=EvaluationOptions(batch_size=1))
+    counts = share_embeddings(model)
+    ours = evaluate_model(model, small_dataset)
+    encoded = counts["encoded"]
     made = elsst_mteb.tasks(dataset=small_dataset)
     seen = {task.elsst_task: spy_on_runs(task) for task in made}
     theirs = run_mteb(model, made)
+    assert counts["encoded"] == encoded > 0  # every vector MTEB scored is one the benchmark scored
     assert set(theirs) == {(task, lang) for task, per in ours.metrics["scores"].items() for lang in per
                            if lang != "macro"}
     assert ("broader", "en") in theirs and ("crosslingual", "de") in theirs
@@ -228,9 +279,11 @@ def test_mteb_evaluate_gives_the_benchmarks_metrics_on_the_same_model(small_data
 def test_query_and_document_prompts_reach_mteb_as_they_reach_the_benchmark(small_dataset, offline):
     model = load_sentence_transformer(None)
     model.prompts = {"query": "query: ", "document": "passage: "}
-    ours = evaluate_model(model, small_dataset, tasks=["broader"], languages=["en"],
-                          options=EvaluationOptions(batch_size=1))
+    counts = share_embeddings(model)
+    ours = evaluate_model(model, small_dataset, tasks=["broader"], languages=["en"])
+    encoded = counts["encoded"]
     theirs = run_mteb(model, elsst_mteb.tasks(tasks=["broader"], languages=["en"], dataset=small_dataset))
+    assert counts["encoded"] == encoded > 0
     mine, scores = ours.metrics["scores"]["broader"]["en"], theirs[("broader", "en")]
     tolerance = TOLERANCE + near_ties(ours.rankings[("broader", "en")]) / mine["queries"]
     assert scores["ndcg_at_10"] == pytest.approx(mine[PRIMARY_METRIC], abs=tolerance)

@@ -76,11 +76,13 @@ def test_same_seed_gives_bit_identical_adapter_tensors(small_dataset, tmp_path):
 
 
 @pytest.mark.slow  # a training process SIGKILLed, then resumed
-def test_sigkill_then_resume_reaches_the_same_metrics(small_dataset, tmp_path):
+def test_sigkill_then_resume_reaches_the_same_metrics(small_dataset, tmp_path, cli):
+    """The killed and the resumed run are processes of their own; the uninterrupted reference and the refusal to
+    overwrite run in the test process (the same code, without the interpreter's start)."""
     exe = Path(sys.executable).parent / "elsst-bench"
     args = ["train", "--adapter", "lora", "--dataset", str(small_dataset.path), "-l", "en,de", "--epochs", "3",
             "--batch-size", "16", "--max-pairs", "48", "--eval-tasks", "broader", "--quiet", "--run-id", "r"]
-    reference = subprocess.run([str(exe), *args, "--out", str(tmp_path / "ref")], capture_output=True, text=True)
+    reference = cli(*args, "--out", str(tmp_path / "ref"))
     assert reference.returncode == 0, reference.stderr
 
     out = tmp_path / "killed"
@@ -103,7 +105,7 @@ def test_sigkill_then_resume_reaches_the_same_metrics(small_dataset, tmp_path):
     assert runs.read_config(out / "r")["status"] == "running"
     assert not (out / "r" / runs.METRICS_FILE).exists()
 
-    again = subprocess.run([str(exe), *args, "--out", str(out)], capture_output=True, text=True)
+    again = cli(*args, "--out", str(out))
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite silently
     resumed = subprocess.run([str(exe), *args, "--out", str(out), "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

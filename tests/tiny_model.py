@@ -3,9 +3,9 @@
 Training, resuming, sweeping, exporting and submitting behave the same whatever the encoder's size, and on
 2 CPU cores a 2-layer, 64-wide BERT is about 20 times cheaper than all-MiniLM-L6-v2 (the approach of
 transformers' own ``hf-internal-testing/tiny-random-*`` models). It uses all-MiniLM-L6-v2's WordPiece
-tokenizer and the module names of a real BertModel, so every adapter finds its targets. Tests that check
-numbers of the real bases name them: the adapter tests and parameter budgets use all-MiniLM-L6-v2
-(tests/adapter_fixtures.py), the multilingual base has tests/test_e5.py.
+tokenizer and the module names of a real BertModel, so every adapter finds its targets; the registry-wide
+adapter lifecycle runs on it too. Tests that check numbers of the real bases name them: parameter counts and
+budgets use all-MiniLM-L6-v2 (tests/adapter_fixtures.py), the multilingual base has tests/test_e5.py.
 
 The weights come from ``torch.manual_seed(0)``: the same directory, byte for byte, in every test session.
 """

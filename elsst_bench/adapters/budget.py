@@ -1,7 +1,11 @@
 """Parameter budgets: ``budget="lora-r8"`` means "as many trainable parameters as LoRA r=8 on the same modules".
 
 Every method enumerates the values of its size knob with their exact (analytic) parameter counts
-(:meth:`~.method.Method.budget_candidates`) and the closest one wins (ties: the one under the budget).
+(:meth:`~.method.Method.budget_candidates`) and the closest one wins (ties: the one under the budget). Where the
+counts are monotone in that order (``Method.budget_monotone``), the search stops at the first count past the
+budget or farther from it than the one before: every later count is at least as far on that same side, so it
+cannot win.
+For PEFT's tuners, whose counts come from building their layers, that is a few builds instead of hundreds.
 Within ±5 % is the goal; when a knob cannot get there the closest value is taken and the config records
 ``within_tolerance: false`` with a note (the solver never fails).
 """
@@ -48,15 +52,22 @@ def budget_params(model: "nn.Module", budget: str = "lora-r8", target_modules: s
 
 
 def solve_budget(
-    method: "Method", shapes: dict[str, tuple[int, int]], budget: str, rank: int, options: dict
+    method: "Method", shapes: dict[str, tuple[int, int]], budget: str, rank: int, options: dict,
+    exhaustive: bool = False,
 ) -> tuple[int, dict, dict]:
-    """Pick the method's knob whose exact parameter count is closest to the budget; returns (rank, options, info)."""
+    """Pick the method's knob whose exact parameter count is closest to the budget; returns (rank, options, info).
+    ``exhaustive``: try every value of the knob even where the counts are monotone (what the tests compare to)."""
     target = lora_count(shapes, parse_budget(budget))
-    best = None
+    best = previous = None
     for count, r, updates in method.budget_candidates(shapes, rank, options):
         key = (abs(count - target), count > target)  # ties: prefer staying under the budget
         if best is None or key < best[0]:
             best = (key, count, r, updates)
+        if exhaustive or not method.budget_monotone:
+            continue
+        if key[0] == 0 or (previous is not None and (key[1] != previous[1] or key[0] > previous[0])):
+            break  # on the budget, past it, or moving away from it: every later count is as far or farther
+        previous = key
     if best is None:
         raise AdapterError(f"adapter '{method.name}' has no setting of its {method.knob} that fits these modules")
     _, count, r, updates = best

@@ -165,6 +165,11 @@ class Method(abc.ABC):
         (EigenLoRAx: each ``k`` its sources can give, when none is named); default ``[options]``."""
         return [options]
 
+    #: The counts :meth:`budget_candidates` yields are monotone in the order it yields them (rising or falling):
+    #: the budget solver then stops at the first one past the budget, which is what the full search would pick
+    #: (tests/test_adapters_model.py checks both, for every method, on three encoders' shapes).
+    budget_monotone: ClassVar[bool] = True
+
     def budget_candidates(
         self, shapes: dict[str, tuple[int, int]], rank: int, options: dict
     ) -> Iterator[tuple[int, int, dict]]:

@@ -168,6 +168,7 @@ class _LoraFamily(PeftMethod):
 class DoRA(_LoraFamily):
     config_class = DoRAConfig  # rank_pattern: {module type: rank}, checked against the target modules there
     use_dora = True
+    budget_monotone = False  # each rank's subsets of module types raised by one: the counts go up and down
 
     def module_ranks(self, names, rank, options):
         pattern = options.get("rank_pattern") or {}

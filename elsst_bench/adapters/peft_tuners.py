@@ -257,6 +257,7 @@ class RandLoRA(PeftTuner):
 
     config_class = tc.RandLoRAConfig
     peft_type = "RANDLORA"
+    budget_monotone = False  # falls like 1/r, then zig-zags (r = 24 → 25 rises on e5-small)
 
     def peft_kwargs(self, rank, options, shapes):
         alpha = options["alpha"] if options["alpha"] is not None else 20 * rank
@@ -339,6 +340,7 @@ class LoKr(PeftTuner):
 
     config_class = tc.LoKrConfig
     peft_type = "LOKR"
+    budget_monotone = False  # rises with r, but drops where PEFT swaps B A for a full W₂ (r = 24 on e5-small)
 
     def peft_kwargs(self, rank, options, shapes):
         return {"r": rank, "alpha": options["alpha"], "decompose_factor": options["decompose_factor"],

@@ -67,6 +67,7 @@ def content_sha256(parts: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str
     digest = hashlib.sha256()
     for task, lang in sorted(parts):
         qids, pool, rows = parts[(task, lang)]
-        for qid, row in zip(qids, rows.tolist()):
-            digest.update(f"{task}\t{lang}\t{qid}\t{' '.join(pool[r] for r in row)}\n".encode("utf-8"))
+        names = np.asarray(pool, dtype=object)[np.asarray(rows, dtype=np.int64)].tolist()  # one C-level gather
+        digest.update("".join(f"{task}\t{lang}\t{qid}\t{' '.join(ranked)}\n"
+                              for qid, ranked in zip(qids, names)).encode("utf-8"))
     return digest.hexdigest()

@@ -52,7 +52,7 @@ from ..slugs import slug
 from ..tasks import TASKS, PreparedDataset
 from . import codec
 from .benchmark import Benchmark, Reference, reference, thesaurus
-from .validate import ADAPTER_NAME, Submission, check_ranked, is_zero_shot
+from .validate import ADAPTER_NAME, Submission, check_rows, is_zero_shot
 
 SCHEMA = 1
 _SLUG_MAX = 80  # each name's share of an entry's file name (a file name has at most 255 bytes)
@@ -305,8 +305,8 @@ def check_shape(entry, where: str) -> None:
 def decode(entry: dict, bench: Benchmark, ds: PreparedDataset, where: str):
     """The stored rankings against the benchmark: ``(rows, references, content sha256)``. Like a submitted run
     file, each task and language must rank every query of the split, and each query's top 10 must pass the
-    per-query checks of ``submit`` (:func:`.validate.check_ranked`: concepts of the pool, none twice, not the
-    query's own)."""
+    per-query checks of ``submit`` (:func:`.validate.check_rows`, :func:`.validate.check_ranked`'s rules: concepts
+    of the pool, none twice, not the query's own)."""
     rows, refs = {}, {}
     for task, per_lang in sorted(entry["rankings"]["runs"].items()):
         for lang, blob in sorted(per_lang.items()):
@@ -318,8 +318,7 @@ def decode(entry: dict, bench: Benchmark, ds: PreparedDataset, where: str):
             if len(top) != len(ref.qids):
                 raise DataError(f"{where}: {task}/{lang} stores {len(top)} queries, the benchmark has "
                                 f"{len(ref.qids)}")
-            for qid, ranked in zip(ref.qids, top.tolist()):
-                check_ranked(here, qid, ranked, ref)
+            check_rows(here, ref.qids, top, ref)
             rows[(task, lang)], refs[(task, lang)] = top, ref
     sha = codec.content_sha256({tl: (refs[tl].qids, refs[tl].pool, rows[tl]) for tl in rows})
     return rows, refs, sha
