@@ -5,6 +5,7 @@ the competing write happens inside the window, not by chance.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -392,9 +393,29 @@ def test_a_submission_that_died_between_entry_and_pages_is_finished_by_the_rerun
 
 
 # ----- 11: a full disk is one line ------------------------------------------------------------------------------
-#: The console script under a file-size limit set once the libraries are imported, so that the limit meets the
-#: command's own writes rather than the caches written at import (evaluate's case: 24 s alone set before exec, 11 s
-#: here; 159 s in a loaded full run).
+@contextlib.contextmanager
+def file_size_limit(limit: int):
+    """This process may write no file past ``limit`` bytes for the block (``RLIMIT_FSIZE``; the write fails with
+    EFBIG rather than SIGXFSZ killing the process), then the limit and the signal's handler are as they were. The
+    commands run in-process under it (the ``cli`` fixture), their libraries already imported, so that the limit
+    meets the command's own writes rather than the caches written at import."""
+    import elsst_bench.evaluation  # noqa: F401 - what the commands import lazily, imported before the limit
+    import elsst_bench.hf_dataset  # noqa: F401
+    import elsst_bench.skos  # noqa: F401
+    import elsst_bench.tasks  # noqa: F401
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+#: ``train`` runs as the console script, in a process of its own under the limit set once the libraries are
+#: imported: its progress bars are silenced by ``--quiet`` before tqdm is imported, which only a fresh process shows.
 _LIMITED = textwrap.dedent("""
     import resource, signal, sys
     import elsst_bench.evaluation, elsst_bench.tasks, elsst_bench.skos, elsst_bench.hf_dataset
@@ -407,25 +428,24 @@ _LIMITED = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # a process per command
 @pytest.mark.parametrize("command", ["prepare", "export-dataset", "evaluate"])
 def test_a_write_the_file_system_refuses_is_one_line_and_leaves_no_temporaries(small_dataset, release_path, tmp_path,
-                                                                               command):
+                                                                               command, cli):
     out = tmp_path / "out"
     args = {"prepare": ["prepare", "--source", release_path, "--out", out, "-l", "en", "-t", "broader"],
             "export-dataset": ["export-dataset", out, "--dataset", small_dataset.path, "-t", "broader"],
             "evaluate": ["evaluate", "--dataset", small_dataset.path, "--out", out, "-t", "broader", "-l", "en", "-q",
                          "--no-cache"]}[command]
-    result = subprocess.run([sys.executable, "-c", _LIMITED, "2048", *map(str, args)], capture_output=True, text=True,
-                            env={**os.environ, **ENV}, timeout=300)
+    with file_size_limit(2048):
+        result = cli(*args)
     assert_one_line_error(result, "cannot write", "File too large")
     assert not out.exists() and _temporaries(tmp_path) == []
 
 
-@pytest.mark.slow  # a process per command
-@pytest.mark.parametrize("command", ["train", "export", "evaluate", "submit"])
+@pytest.mark.parametrize("command", [pytest.param("train", marks=pytest.mark.slow),  # a process
+                                     "export", "evaluate", "submit"])
 def test_a_full_disk_in_train_export_evaluate_and_submit_is_one_line_and_loses_nothing(trained, small_dataset, lb,
-                                                                                     tmp_path, command):
+                                                                                     tmp_path, command, cli):
     """The writers underneath (the Trainer's checkpoints, safetensors, faiss, the board's JSON) wrap the OSError in
     their own exceptions or raise it from deep inside: still one line, and what was there before is unchanged."""
     run = tmp_path / "run"
@@ -438,8 +458,12 @@ def test_a_full_disk_in_train_export_evaluate_and_submit_is_one_line_and_loses_n
             "evaluate": ["evaluate", run, "--dataset", small_dataset.path, "-q", "--no-cache"],
             "submit": ["submit", _run(lb), "--leaderboard", board, "--dataset", lb["ds"].path]}[command]
     run_before, board_before = snapshot(run), snapshot(board)
-    result = subprocess.run([sys.executable, "-c", _LIMITED, "4096", *map(str, args)], capture_output=True, text=True,
-                            env={**os.environ, **ENV}, timeout=300)
+    if command == "train":
+        result = subprocess.run([sys.executable, "-c", _LIMITED, "4096", *map(str, args)], capture_output=True,
+                                text=True, env={**os.environ, **ENV}, timeout=300)
+    else:
+        with file_size_limit(4096):
+            result = cli(*args)
     assert_one_line_error(result, "cannot write")
     assert snapshot(run) == run_before and snapshot(board) == board_before
     assert not (out / "adapter").exists() and not (out / "model.safetensors").exists()
