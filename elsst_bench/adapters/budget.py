@@ -4,8 +4,7 @@ Every method enumerates the values of its size knob with their exact (analytic) 
 (:meth:`~.method.Method.budget_candidates`) and the closest one wins (ties: the one under the budget). Where the
 counts are monotone in that order (``Method.budget_monotone``), the search stops at the first count past the
 budget or farther from it than the one before: every later count is at least as far on that same side, so it
-cannot win.
-For PEFT's tuners, whose counts come from building their layers, that is a few builds instead of hundreds.
+cannot win. For PEFT's tuners, whose counts come from building their layers, that is a few builds, not hundreds.
 Within ±5 % is the goal; when a knob cannot get there the closest value is taken and the config records
 ``within_tolerance: false`` with a note (the solver never fails).
 """

@@ -166,8 +166,9 @@ class Method(abc.ABC):
         return [options]
 
     #: The counts :meth:`budget_candidates` yields are monotone in the order it yields them (rising or falling):
-    #: the budget solver then stops at the first one past the budget, which is what the full search would pick
-    #: (tests/test_adapters_model.py checks both, for every method, on three encoders' shapes).
+    #: the budget solver then stops once a count is on the budget, past it, or farther from it than the one before,
+    #: and picks what the full search would (tests/test_adapters_model.py checks both for every method, on
+    #: all-MiniLM-L6-v2's shapes and a tiny encoder's).
     budget_monotone: ClassVar[bool] = True
 
     def budget_candidates(

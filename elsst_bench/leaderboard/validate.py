@@ -183,7 +183,7 @@ def check_rows(where: str, qids: Sequence[str], rows: np.ndarray, ref: Reference
     operations find the queries that break a rule (a row outside the pool, one twice, the query's own concept
     where ``own`` is set), and :func:`check_ranked` words the first of them. ``--verify`` re-checks every stored
     query of every entry; one Python loop per query made that the slowest part of it."""
-    rows = np.asarray(rows, dtype=np.int64).reshape(len(qids), -1)
+    rows = np.asarray(rows, dtype=np.int64)
     broken = ((rows < 0) | (rows >= len(ref.pool))).any(axis=1)
     ordered = np.sort(rows, axis=1)
     broken |= (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
