@@ -212,7 +212,6 @@ def wup_at_1(rankings: Rankings, judgments: Judgments, binary_idx: np.ndarray, t
     top = rankings.rows[:, 0] if rankings.rows.shape[1] else np.full(len(rankings.qids), -1)
     relevant = np.flatnonzero(judgments.grades >= BINARY_GRADE)
     doc_ids = rankings.doc_ids
-    cache: dict[tuple[int, str], float] = {}
     sims = np.zeros(len(relevant))
     for j, (q, row) in enumerate(zip(judgments.query[relevant].tolist(), judgments.ids[relevant].tolist())):
         first = int(top[q])
@@ -221,13 +220,8 @@ def wup_at_1(rankings: Rankings, judgments: Judgments, binary_idx: np.ndarray, t
         if first == row:
             sims[j] = 1.0
             continue
-        doc = judgments.docs[relevant[j]]
-        key = (first, doc)
-        sim = cache.get(key)
-        if sim is None:
-            a = doc_ids[first]
-            sim = cache[key] = thesaurus.wu_palmer(a, doc) if a in thesaurus and doc in thesaurus else 0.0
-        sims[j] = sim
+        a, doc = doc_ids[first], judgments.docs[relevant[j]]
+        sims[j] = thesaurus.wu_palmer(a, doc) if a in thesaurus and doc in thesaurus else 0.0  # memoised there
     out = np.zeros(len(binary_idx))
     np.maximum.at(out, np.searchsorted(binary_idx, judgments.query[relevant]), sims)
     return out
