@@ -99,15 +99,21 @@ def per_query(ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[s
     return _ranx_evaluate(table, run_array(rows, width), tuple(metrics))
 
 
+def repeats(rows: np.ndarray) -> np.ndarray:
+    """Per query (a row of ``rows``, pool rows with -1 = none), whether one concept fills two ranks: the one
+    definition of "no concept twice" that scoring (:func:`check_no_repeats`) and the leaderboard's checks share."""
+    ordered = np.sort(rows, axis=1)
+    return ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(axis=1)
+
+
 def check_no_repeats(rankings: Rankings, k: int = CUTOFF) -> None:
     """No query's top ``k`` (what the metrics read) holds one concept twice: a repeated relevant concept would
     be counted at every rank it fills (nDCG above 1). Raises a one-line DataError naming the query."""
-    top = np.sort(rankings.rows[:, :k], axis=1)
-    repeated = (top[:, 1:] == top[:, :-1]) & (top[:, 1:] >= 0)
-    if repeated.any():
-        i, j = np.argwhere(repeated)[0]
+    repeated = np.flatnonzero(repeats(rankings.rows[:, :k]))
+    if repeated.size:
+        i = int(repeated[0])
         rank = rankings.rows[i, :k].tolist()
-        row = int(top[i, j])
+        row = next(r for n, r in enumerate(rank) if r >= 0 and r in rank[:n])
         first = rank.index(row)
         raise DataError(f"query {rankings.qids[i]} ranks concept {rankings.doc_ids[row]} twice (ranks {first + 1} "
                         f"and {rank.index(row, first + 1) + 1}); a ranking must not repeat a concept")

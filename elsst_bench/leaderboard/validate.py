@@ -36,6 +36,7 @@ import numpy as np
 from .. import runs
 from ..errors import DataError
 from ..jsontypes import LINE_MAX, is_line
+from ..evaluation.metrics import repeats
 from ..evaluation.rankings import TOP_K
 from ..tasks import PreparedDataset
 from .benchmark import Benchmark, Reference, reference
@@ -185,8 +186,7 @@ def check_rows(where: str, qids: Sequence[str], rows: np.ndarray, ref: Reference
     query of every entry; one Python loop per query made that the slowest part of it."""
     rows = np.asarray(rows, dtype=np.int64)
     broken = ((rows < 0) | (rows >= len(ref.pool))).any(axis=1)
-    ordered = np.sort(rows, axis=1)
-    broken |= (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+    broken |= repeats(rows)
     if ref.own is not None:
         own = np.fromiter((ref.row.get(ref.own.get(q), -1) for q in qids), dtype=np.int64, count=len(qids))
         broken |= (rows == own[:, None]).any(axis=1)
