@@ -113,10 +113,10 @@ def check_no_repeats(rankings: Rankings, k: int = CUTOFF) -> None:
     if repeated.size:
         i = int(repeated[0])
         rank = rankings.rows[i, :k].tolist()
-        row = next(r for n, r in enumerate(rank) if r >= 0 and r in rank[:n])
-        first = rank.index(row)
-        raise DataError(f"query {rankings.qids[i]} ranks concept {rankings.doc_ids[row]} twice (ranks {first + 1} "
-                        f"and {rank.index(row, first + 1) + 1}); a ranking must not repeat a concept")
+        second = next(n for n, r in enumerate(rank) if r >= 0 and r in rank[:n])
+        row = rank[second]
+        raise DataError(f"query {rankings.qids[i]} ranks concept {rankings.doc_ids[row]} twice (ranks "
+                        f"{rank.index(row) + 1} and {second + 1}); a ranking must not repeat a concept")
 
 
 def run_array(rows: np.ndarray, k: int = CUTOFF) -> np.ndarray:
